@@ -1,0 +1,83 @@
+"""Command line: `python -m devstack up|down|status|wipe|fetch-jars|demo`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from devstack import kafka
+from devstack.config import StackConfig, repo_root
+from devstack.proc import StackError
+from devstack.stack import Stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    repo = repo_root()
+    config = StackConfig.for_tests(repo) if args.profile == "test" else StackConfig.default(repo)
+    stack = Stack(config, say=print)
+    try:
+        return _run(args, stack)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, stack: Stack) -> int:
+    if args.command == "up":
+        stack.up(fresh=args.fresh)
+        _print_summary(stack)
+    elif args.command == "down":
+        stack.down()
+        print("stopped")
+    elif args.command == "status":
+        for component in stack.status():
+            state = f"running (pid {component.pid})" if component.running else "stopped"
+            print(f"{component.name:<14} {state}")
+    elif args.command == "wipe":
+        stack.wipe()
+        print(f"wiped state under {stack.config.root}")
+    elif args.command == "fetch-jars":
+        kafka.ensure_jars(stack.config)
+        print(f"Kafka jars in {stack.config.kafka_libs}")
+    elif args.command == "demo":
+        # The demo lives in its own module, written separately; this is only its entry point.
+        demo = importlib.import_module("devstack.demo")
+        return int(demo.main(stack))
+    return 0
+
+
+def _print_summary(stack: Stack) -> None:
+    config = stack.config
+    print("\nservices:")
+    for name in config.service_ports:
+        print(f"  {name:<13} {stack.service_url(name)}")
+    print(f"kafka:         {config.bootstrap_servers}")
+    print(f"postgres:      {stack.database_dsn('postgres')}")
+    print(f"admin API key: {config.admin_key_file}")
+    print(f"logs:          {config.logs_dir}")
+    print(f"traces:        {config.traces_dir}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument(
+        "--profile",
+        choices=["default", "test"],
+        default="default",
+        help="which stack: `make up`'s (default) or the test suite's",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start everything that is not running, wait until ready")
+    up.add_argument("--fresh", action="store_true", help="stop and wipe all state first")
+    commands.add_parser("down", help="stop services, then Kafka, then PostgreSQL")
+    commands.add_parser("status", help="what is running, with pids")
+    commands.add_parser("wipe", help="delete data, logs and keys (stack must be down)")
+    commands.add_parser("fetch-jars", help="download the Kafka broker's jars with Maven")
+    commands.add_parser("demo", help="walk a request through the running stack")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Where the local stack keeps its state and which ports it uses, for `make up` and for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_MODULES: dict[str, str] = {
+    "request-api": "request_api",
+    "validator": "validator",
+    "allocator": "allocator",
+    "configurator": "configurator",
+    "deployer": "deployer",
+    "auditor": "auditor",
+}
+SERVICES = tuple(SERVICE_MODULES)
+
+
+def repo_root() -> Path:
+    # Workspace members are installed editable, so this file sits in the checkout.
+    return Path(__file__).resolve().parents[4]
+
+
+def _ports_from(first: int) -> dict[str, int]:
+    return {name: first + offset for offset, name in enumerate(SERVICE_MODULES)}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    repo: Path
+    root: Path
+    pg_port: int
+    kafka_port: int
+    kafka_controller_port: int
+    service_ports: dict[str, int]
+    partitions: int = 6
+    # Durability matters for `make up` (state survives a power cut); tests start fresh anyway.
+    pg_fsync: bool = True
+
+    @classmethod
+    def default(cls, repo: Path) -> StackConfig:
+        return cls(
+            repo=repo,
+            root=repo / ".local",
+            pg_port=55432,
+            kafka_port=9092,
+            kafka_controller_port=9093,
+            service_ports=_ports_from(8000),
+        )
+
+    @classmethod
+    def for_tests(cls, repo: Path) -> StackConfig:
+        return cls(
+            repo=repo,
+            root=repo / ".local" / "test",
+            pg_port=55433,
+            kafka_port=19092,
+            kafka_controller_port=19093,
+            service_ports=_ports_from(18000),
+            pg_fsync=False,
+        )
+
+    @property
+    def pg_data(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.run_dir / "pg"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def traces_dir(self) -> Path:
+        return self.root / "traces"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def credentials_key_file(self) -> Path:
+        return self.secrets_dir / "credentials.key"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.root / "admin-api-key"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_properties(self) -> Path:
+        return self.kafka_dir / "server.properties"
+
+    @property
+    def kafka_libs(self) -> Path:
+        # Shared by both profiles: the jars are ~50 MB and identical.
+        return self.repo / ".local" / "kafka" / "libs"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def state_paths(self) -> list[Path]:
+        """What `--fresh` wipes: not the whole root, which holds the jars and the test root."""
+        return [
+            self.pg_data,
+            self.run_dir,
+            self.logs_dir,
+            self.traces_dir,
+            self.secrets_dir,
+            self.admin_key_file,
+            self.kafka_data,
+            self.kafka_properties,
+        ]

@@ -1,0 +1,175 @@
+"""A project-local PostgreSQL cluster run as the `postgres` user: init, start, stop, URLs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from devstack.config import StackConfig
+from devstack.proc import StackError, is_alive, log_tail, run_async
+
+DATABASES = (
+    "request_api",
+    "validator",
+    "allocator",
+    "configurator",
+    "deployer",
+    "auditor",
+    "identity",
+)
+PG_USER = "postgres"
+
+
+def sqlalchemy_url(config: StackConfig, database: str) -> str:
+    # Over the unix socket the port still matters: it names the socket file `.s.PGSQL.<port>`.
+    return (
+        f"postgresql+asyncpg://{PG_USER}@/{database}"
+        f"?host={config.pg_socket_dir}&port={config.pg_port}"
+    )
+
+
+def dsn(config: StackConfig, database: str) -> str:
+    """A libpq-style DSN, as asyncpg.connect() takes it."""
+    return f"postgresql://{PG_USER}@/{database}?host={config.pg_socket_dir}&port={config.pg_port}"
+
+
+def bin_dir() -> Path:
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(found.stdout.strip())
+        if (candidate / "pg_ctl").exists():
+            return candidate
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not versions:
+        raise StackError("PostgreSQL server binaries not found (apt-get install postgresql-15)")
+    return Path(versions[-1]).parent
+
+
+def pg_server_pid(config: StackConfig) -> int | None:
+    """The postmaster's pid from `postmaster.pid`, whether or not it is still alive."""
+    try:
+        return int((config.pg_data / "postmaster.pid").read_text().splitlines()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def running_pid(config: StackConfig) -> int | None:
+    pid = pg_server_pid(config)
+    return pid if pid is not None and is_alive(pid) else None
+
+
+def start(config: StackConfig) -> None:
+    """Initialise the cluster if needed, start it unless running, create missing databases."""
+    _prepare_dirs(config)
+    if not (config.pg_data / "PG_VERSION").exists():
+        _initdb(config)
+    if running_pid(config) is None:
+        _pg_ctl(
+            config,
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            _server_options(config),
+            "-l",
+            str(config.log_file("postgres")),
+        )
+    run_async(_create_databases(config))
+
+
+def stop(config: StackConfig) -> None:
+    if running_pid(config) is not None:
+        _pg_ctl(config, "stop", "-w", "-t", "60", "-m", "fast")
+
+
+def _server_options(config: StackConfig) -> str:
+    options = [
+        f"-p {config.pg_port}",
+        f"-k {shlex.quote(str(config.pg_socket_dir))}",
+        "-c listen_addresses=127.0.0.1",
+        "-c max_connections=300",
+    ]
+    if not config.pg_fsync:
+        options.append("-c fsync=off")
+    return " ".join(options)
+
+
+def _prepare_dirs(config: StackConfig) -> None:
+    for directory in (config.pg_data, config.pg_socket_dir, config.logs_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    for directory in (config.root, config.pg_socket_dir.parent, config.logs_dir):
+        _make_traversable(directory)
+    # initdb requires the data directory to be private to the server's user.
+    config.pg_data.chmod(0o700)
+    log = config.log_file("postgres")
+    log.touch()
+    for path in (config.pg_data, config.pg_socket_dir, log):
+        shutil.chown(path, PG_USER, PG_USER)
+
+
+def _make_traversable(directory: Path) -> None:
+    """The `postgres` user must reach its data and socket dirs through our root-owned parents."""
+    for path in (directory, *directory.parents):
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            path.chmod(mode | stat.S_IXOTH)
+
+
+def _initdb(config: StackConfig) -> None:
+    _run_as_postgres(
+        config,
+        [
+            str(bin_dir() / "initdb"),
+            "-D",
+            str(config.pg_data),
+            "-U",
+            PG_USER,
+            "--no-sync",
+            "--no-instructions",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--auth-local=trust",
+            # Password logins over TCP are real checks: the deployer verifies roles this way.
+            "--auth-host=scram-sha-256",
+        ],
+        what="initdb",
+    )
+
+
+def _pg_ctl(config: StackConfig, *args: str) -> None:
+    _run_as_postgres(
+        config, [str(bin_dir() / "pg_ctl"), "-D", str(config.pg_data), *args], what="pg_ctl"
+    )
+
+
+def _run_as_postgres(config: StackConfig, argv: list[str], *, what: str) -> None:
+    # The server refuses to run as root; cwd must be a directory `postgres` can enter.
+    command = ["runuser", "-u", PG_USER, "--", *argv] if os.geteuid() == 0 else argv
+    done = subprocess.run(command, cwd=config.pg_data, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise StackError(
+            f"{what} failed ({done.returncode}): {done.stdout}{done.stderr}\n"
+            f"--- {config.log_file('postgres')} ---\n{log_tail(config.log_file('postgres'))}"
+        )
+
+
+async def _create_databases(config: StackConfig) -> None:
+    connection = await asyncpg.connect(dsn(config, "postgres"))
+    try:
+        existing = {
+            row["datname"] for row in await connection.fetch("SELECT datname FROM pg_database")
+        }
+        for database in DATABASES:
+            if database not in existing:
+                await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()

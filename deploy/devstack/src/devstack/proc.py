@@ -1,0 +1,152 @@
+"""Starting detached processes, pid files, liveness checks and stopping by pid."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class StackError(RuntimeError):
+    """A component of the local stack could not be started or stopped."""
+
+
+# Children spawned by this interpreter, kept so they can be reaped: an unreaped child stays a
+# zombie that looks alive, and dropping a running Popen emits a ResourceWarning (an error in
+# pytest here).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    pid_file: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start `argv` in its own session (outlives us, ignores Ctrl-C), output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children[child.pid] = child
+    pid_file.write_text(f"{child.pid}\n")
+    return child.pid
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Orphans we did not start are reaped by pid 1 only if it reaps: a zombie is dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def live_pid(pid_file: Path, marker: str) -> int | None:
+    """The pid in `pid_file` if that process is alive and ours (pids are reused after a reboot)."""
+    pid = read_pid(pid_file)
+    if pid is None or not is_alive(pid) or marker not in cmdline(pid):
+        return None
+    return pid
+
+
+def wait_dead(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not is_alive(pid)
+
+
+def terminate(pid: int, *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if wait_dead(pid, timeout):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not wait_dead(pid, 10):
+        raise StackError(f"process {pid} survived SIGKILL")
+
+
+def stop_pid_file(pid_file: Path, marker: str, *, timeout: float) -> None:
+    pid = live_pid(pid_file, marker)
+    if pid is not None:
+        terminate(pid, timeout=timeout)
+    pid_file.unlink(missing_ok=True)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when the caller's thread has a loop.
+
+    A private thread keeps asyncio.run from replacing the caller's event loop (pytest-asyncio's
+    session loop, for instance) and works from inside a running loop too.
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="devstack-async")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]

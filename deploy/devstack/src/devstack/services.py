@@ -1,0 +1,185 @@
+"""The six services as uvicorn processes: their environment, start, readiness and stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+
+from devstack import postgres
+from devstack.config import SERVICE_MODULES, SERVICES, StackConfig
+from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_file
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+# Replica N of a service listens on its base port + N * REPLICA_PORT_STEP.
+REPLICA_PORT_STEP = 10
+USES_IDENTITY = ("request-api", "deployer", "auditor")
+SERVER_POOL = [
+    {"id": "pg-local", "capacity": {"postgres_database": 200, "postgres_schema": 100000}}
+]
+
+
+def instance_name(name: str, replica: int = 0) -> str:
+    return name if replica == 0 else f"{name}-{replica}"
+
+
+def port(config: StackConfig, name: str, replica: int = 0) -> int:
+    return config.service_ports[name] + replica * REPLICA_PORT_STEP
+
+
+def url(config: StackConfig, name: str, replica: int = 0) -> str:
+    return f"http://127.0.0.1:{port(config, name, replica)}"
+
+
+def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, str]:
+    """The variables the stack sets for one service (on top of the caller's environment)."""
+    module = SERVICE_MODULES[name]
+    env = {
+        "SERVICE_NAME": name,
+        "SERVICE_INSTANCE": instance_name(name, replica),
+        "DATABASE_URL": postgres.sqlalchemy_url(config, module),
+        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "TRACES_DIR": str(config.traces_dir),
+    }
+    if name in USES_IDENTITY:
+        env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(config, "identity")
+    if name == "request-api":
+        env["DEPLOYER_URL"] = url(config, "deployer")
+    if name == "allocator":
+        env["SERVER_POOL"] = json.dumps(SERVER_POOL)
+    if name == "deployer":
+        target = {
+            "admin_dsn": postgres.dsn(config, "postgres"),
+            "host": "127.0.0.1",
+            "port": config.pg_port,
+        }
+        env["TARGET_SERVERS"] = json.dumps({"pg-local": target})
+        env["CREDENTIALS_KEY_FILE"] = str(config.credentials_key_file)
+    return env
+
+
+def command(config: StackConfig, name: str, replica: int = 0) -> list[str]:
+    return [
+        str(_uvicorn(config)),
+        "--factory",
+        f"{SERVICE_MODULES[name]}.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port(config, name, replica)),
+        "--no-access-log",
+    ]
+
+
+def running_pid(config: StackConfig, name: str, replica: int = 0) -> int | None:
+    return live_pid(config.pid_file(instance_name(name, replica)), _marker(name))
+
+
+def start(config: StackConfig, names: Iterable[str] = SERVICES) -> None:
+    """Start every named service that is not running, then wait until all of them are ready."""
+    instances = [(name, 0) for name in names]
+    for name, replica in instances:
+        _spawn_unless_running(config, name, replica)
+    wait_ready(config, instances)
+
+
+def start_service(config: StackConfig, name: str, replica: int = 0) -> str:
+    """Start one instance (a restart after a kill, or an extra replica) and return its URL."""
+    _spawn_unless_running(config, name, replica)
+    wait_ready(config, [(name, replica)])
+    return url(config, name, replica)
+
+
+def kill_service(
+    config: StackConfig, name: str, sig: signal.Signals = signal.SIGKILL, replica: int = 0
+) -> int | None:
+    """Send `sig` to a running instance (crash tests); returns its pid, None if not running."""
+    pid = running_pid(config, name, replica)
+    if pid is not None:
+        os.kill(pid, sig)
+    return pid
+
+
+def stop(config: StackConfig) -> None:
+    for name, replica in running_instances(config):
+        stop_pid_file(
+            config.pid_file(instance_name(name, replica)), _marker(name), timeout=STOP_TIMEOUT
+        )
+
+
+def running_instances(config: StackConfig) -> list[tuple[str, int]]:
+    """Every (service, replica) that has a pid file, whether or not it is alive."""
+    found = []
+    for name in SERVICE_MODULES:
+        if config.pid_file(name).exists():
+            found.append((name, 0))
+        for pid_file in config.run_dir.glob(f"{name}-*.pid"):
+            suffix = pid_file.stem.removeprefix(f"{name}-")
+            if suffix.isdigit():
+                found.append((name, int(suffix)))
+    return found
+
+
+def wait_ready(
+    config: StackConfig, instances: list[tuple[str, int]], timeout: float = READY_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(instances)
+    with httpx.Client(timeout=2.0) as client:
+        while waiting:
+            for name, replica in list(waiting):
+                if running_pid(config, name, replica) is None:
+                    raise StackError(_failure(config, name, replica, "exited during start-up"))
+                if _is_ready(client, url(config, name, replica)):
+                    waiting.remove((name, replica))
+            if waiting and time.monotonic() > deadline:
+                name, replica = waiting[0]
+                raise StackError(_failure(config, name, replica, f"not ready after {timeout} s"))
+            if waiting:
+                time.sleep(0.2)
+
+
+def _spawn_unless_running(config: StackConfig, name: str, replica: int) -> None:
+    if running_pid(config, name, replica) is not None:
+        return
+    instance = instance_name(name, replica)
+    config.traces_dir.mkdir(parents=True, exist_ok=True)
+    spawn(
+        command(config, name, replica),
+        log=config.log_file(instance),
+        pid_file=config.pid_file(instance),
+        cwd=config.repo,
+        # Unbuffered so a crash's last words reach the log file.
+        env={**os.environ, **environment(config, name, replica), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _is_ready(client: httpx.Client, base_url: str) -> bool:
+    try:
+        return client.get(f"{base_url}/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _uvicorn(config: StackConfig) -> Path:
+    beside_python = Path(sys.executable).parent / "uvicorn"
+    return beside_python if beside_python.exists() else config.repo / ".venv" / "bin" / "uvicorn"
+
+
+def _marker(name: str) -> str:
+    return f"{SERVICE_MODULES[name]}.app:create_app"
+
+
+def _failure(config: StackConfig, name: str, replica: int, problem: str) -> str:
+    log = config.log_file(instance_name(name, replica))
+    pid = config.pid_file(instance_name(name, replica))
+    return (
+        f"{instance_name(name, replica)} {problem} (pid file {pid})\n--- {log} ---\n{log_tail(log)}"
+    )

@@ -1,0 +1,84 @@
+"""Loads catalog items from the JSON files shipped in this package and checks parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+
+@dataclass(frozen=True)
+class ParameterProblem:
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    name: str
+    title: str
+    description: str
+    parameters_schema: dict[str, Any]
+    policy: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def schema_problems(self, parameters: Any) -> list[ParameterProblem]:
+        """Every way `parameters` fails the item's JSON Schema, each naming its field."""
+        validator = Draft202012Validator(self.parameters_schema)
+        problems = []
+        for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):
+            path = ".".join(str(part) for part in error.absolute_path)
+            if error.validator == "required":
+                missing = error.message.split("'")[1] if "'" in error.message else None
+                path = ".".join(p for p in (path, missing) if p)
+            problems.append(
+                ParameterProblem(
+                    field=f"parameters.{path}" if path else "parameters",
+                    message=_short(error.message),
+                )
+            )
+        return problems
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "parameters": self.parameters_schema,
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    items: dict[str, CatalogItem]
+
+    def get(self, name: str) -> CatalogItem | None:
+        return self.items.get(name)
+
+
+def load_catalog() -> Catalog:
+    folder = resources.files("catalog") / "items"
+    items = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        data = json.loads(entry.read_text())
+        Draft202012Validator.check_schema(data["parameters"])
+        item = CatalogItem(
+            name=data["name"],
+            title=data["title"],
+            description=data["description"],
+            parameters_schema=data["parameters"],
+            policy=data.get("policy", {}),
+            defaults=data.get("defaults", {}),
+        )
+        items[item.name] = item
+    return Catalog(items)
+
+
+def _short(message: str, limit: int = 300) -> str:
+    # jsonschema echoes the offending value, which may be huge or hostile: keep it short.
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -1,0 +1,346 @@
+"""The consume loop: the one place that turns Kafka messages into handler calls.
+
+For each batch from `getmany`: one database transaction records every event id in the inbox
+(an id seen before is skipped), runs each handler in a savepoint, and stages what handlers
+emit in the outbox. Offsets are committed only after that transaction commits, so a crash in
+between redelivers messages whose ids the inbox already holds: no effect is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from events import tracing
+from events.context import HandlerContext
+from events.envelope import Envelope, Event
+from events.errors import PermanentError, UndecodableMessage, describe, is_infrastructure_error
+from events.metrics import RuntimeMetrics
+from events.outbox import stage, stage_raw
+from events.router import Registration, Router
+from events.tables import InboxEntry
+from events.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 1_000_000
+_UNDECODABLE_IDS = uuid.UUID("6f1c1d2e-8a51-4d8e-9a59-6f0e0d2b7c11")
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    batch_size: int = 200
+    max_attempts: int = 4
+    retry_backoff_s: float = 0.2
+    session_timeout_ms: int = 10_000
+    kafka_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One Kafka message with what the runtime made of it."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event_id: uuid.UUID
+    envelope: Envelope | None = None
+    event: Event | None = None
+    registration: Registration | None = None
+    undecodable: str | None = None
+
+    @property
+    def headers(self) -> tracing.Headers:
+        return tracing.decode_kafka_headers(self.record.headers)
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        bootstrap_servers: str,
+        session_factory: async_sessionmaker[AsyncSession],
+        tracer: Tracer,
+        metrics: RuntimeMetrics,
+        on_commit: Callable[[], None],
+        deps: Any = None,
+        options: ConsumerOptions | None = None,
+    ) -> None:
+        self._service = service
+        self._bootstrap_servers = bootstrap_servers
+        self._session_factory = session_factory
+        self._tracer = tracer
+        self._metrics = metrics
+        self._on_commit = on_commit
+        self._deps = deps
+        self._options = options or ConsumerOptions()
+        self._router = Router()
+        self._stopping = asyncio.Event()
+        self.kafka: AIOKafkaConsumer | None = None
+
+    def include_router(self, router: Router) -> None:
+        for event_type, registration in router.registrations.items():
+            if event_type in self._router.registrations:
+                raise ValueError(f"{event_type} already has a handler")
+            self._router.registrations[event_type] = registration
+        if router.fallback is not None:
+            self._router.fallback = router.fallback
+            self._router.fallback_topics = router.fallback_topics
+
+    @property
+    def topics(self) -> set[str]:
+        return self._router.topics()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            kafka = AIOKafkaConsumer(
+                *sorted(self.topics),
+                bootstrap_servers=self._bootstrap_servers,
+                group_id=self._service,
+                client_id=self._service,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self._options.session_timeout_ms,
+                heartbeat_interval_ms=max(self._options.session_timeout_ms // 3, 1000),
+                request_timeout_ms=int(self._options.kafka_timeout_s * 1000) + 5000,
+            )
+            try:
+                await asyncio.wait_for(kafka.start(), self._options.kafka_timeout_s)
+                self.kafka = kafka
+                backoff = 0.5
+                await self._consume(kafka)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("consumer paused: %s; retrying in %.1fs", describe(error), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                self.kafka = None
+                try:
+                    await asyncio.wait_for(kafka.stop(), self._options.kafka_timeout_s)
+                except Exception as error:
+                    log.warning("consumer did not stop cleanly: %s", describe(error))
+
+    async def stop(self, timeout_s: float = 20.0) -> None:
+        """Finish the batch in hand and commit it; used on SIGTERM."""
+        self._stopping.set()
+
+    async def _consume(self, kafka: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await kafka.getmany(timeout_ms=500, max_records=self._options.batch_size)
+            if not batches:
+                continue
+            records = [record for tp in sorted(batches) for record in batches[tp]]
+            await self._process_until_done(records)
+            await self._commit(kafka, batches)
+
+    async def _commit(
+        self,
+        kafka: AIOKafkaConsumer,
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        try:
+            await kafka.commit(offsets)
+        except KafkaError as error:
+            # The transaction is committed; what comes back after a rebalance is a duplicate
+            # that the inbox drops.
+            log.warning("offset commit failed: %s", describe(error))
+
+    async def _process_until_done(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self.process(records)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                level = logging.WARNING if is_infrastructure_error(error) else logging.ERROR
+                log.log(
+                    level, "batch not processed: %s; retrying in %.1fs", describe(error), backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Process one batch in one transaction. Public for tests of crash windows."""
+        deliveries = [d for d in map(self._decode, records) if d is not None]
+        if not deliveries:
+            return
+        async with self._session_factory() as session, session.begin():
+            fresh = await self._claim(session, [d.event_id for d in deliveries])
+            for delivery in deliveries:
+                if delivery.event_id not in fresh:
+                    self._metrics.messages_processed.labels(
+                        self._type_of(delivery), "duplicate"
+                    ).inc()
+                    continue
+                fresh.discard(delivery.event_id)
+                if delivery.undecodable is not None:
+                    self._dead_letter(session, delivery, delivery.undecodable)
+                else:
+                    await self._handle(session, delivery)
+        self._on_commit()
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
+        synthetic_id = uuid.uuid5(
+            _UNDECODABLE_IDS, f"{record.topic}/{record.partition}/{record.offset}"
+        )
+        try:
+            if record.value is None or len(record.value) > MAX_MESSAGE_BYTES:
+                raise UndecodableMessage("empty or oversized message")
+            try:
+                envelope = Envelope.model_validate_json(record.value)
+            except ValidationError as error:
+                raise UndecodableMessage(f"not a CloudEvents envelope: {error}") from error
+            registration = self._router.registrations.get(envelope.type)
+            if registration is None:
+                if self._router.fallback is None:
+                    return None  # an event this service does not react to
+                return Delivery(record, envelope.id, envelope)
+            return Delivery(
+                record,
+                envelope.id,
+                envelope,
+                self._decode_event(envelope, registration),
+                registration,
+            )
+        except UndecodableMessage as error:
+            return Delivery(record, synthetic_id, undecodable=describe(error, limit=1000))
+
+    @staticmethod
+    def _decode_event(envelope: Envelope, registration: Registration) -> Event:
+        event_class = registration.event_class
+        if envelope.dataversion != event_class.version:
+            raise UndecodableMessage(
+                f"{envelope.type} version {envelope.dataversion} is not supported "
+                f"(this service reads version {event_class.version})"
+            )
+        try:
+            event = event_class.model_validate(envelope.data)
+        except ValidationError as error:
+            raise UndecodableMessage(
+                f"{envelope.type} does not match its contract: {error}"
+            ) from error
+        if str(event.request_id) != envelope.subject:
+            raise UndecodableMessage("subject does not match the event's request_id")
+        return event
+
+    @staticmethod
+    async def _claim(session: AsyncSession, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Record ids in the inbox; returns those not seen before."""
+        unique = list(dict.fromkeys(event_ids))
+        statement = (
+            insert(InboxEntry)
+            .values([{"event_id": event_id} for event_id in unique])
+            .on_conflict_do_nothing()
+            .returning(InboxEntry.event_id)
+        )
+        return set((await session.scalars(statement)).all())
+
+    async def _handle(self, session: AsyncSession, delivery: Delivery) -> None:
+        assert delivery.envelope is not None
+        envelope, record = delivery.envelope, delivery.record
+        with self._tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=tracing.extract(delivery.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self._service,
+                "messaging.message.id": str(envelope.id),
+                "cloudevents.event_type": envelope.type,
+                "request.id": envelope.subject,
+            },
+        ) as span:
+            attempt = 0
+            while True:
+                attempt += 1
+                started = time.perf_counter()
+                try:
+                    await self._run_handler(session, delivery)
+                    self._metrics.messages_processed.labels(envelope.type, "handled").inc()
+                    return
+                except Exception as error:
+                    if is_infrastructure_error(error):
+                        raise
+                    span.record_exception(error)
+                    if isinstance(error, PermanentError) or attempt >= self._options.max_attempts:
+                        span.set_status(Status(StatusCode.ERROR, describe(error, limit=200)))
+                        self._give_up(session, delivery, describe(error))
+                        return
+                    log.warning(
+                        "%s %s failed (attempt %d): %s",
+                        envelope.type,
+                        envelope.id,
+                        attempt,
+                        describe(error),
+                    )
+                    await asyncio.sleep(self._options.retry_backoff_s * 2 ** (attempt - 1))
+                finally:
+                    self._metrics.handler_duration.labels(envelope.type).observe(
+                        time.perf_counter() - started
+                    )
+
+    async def _run_handler(self, session: AsyncSession, delivery: Delivery) -> None:
+        assert delivery.envelope is not None
+        context = HandlerContext(session=session, envelope=delivery.envelope, deps=self._deps)
+        async with session.begin_nested():
+            if delivery.registration is not None:
+                await delivery.registration.handler(delivery.event, context)
+            elif self._router.fallback is not None:
+                await self._router.fallback(delivery.envelope, context)
+            for event in context.emitted:
+                stage(session, event, source=self._service)
+
+    def _give_up(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
+        self._dead_letter(session, delivery, reason)
+        registration = delivery.registration
+        if registration is not None and registration.on_failure is not None:
+            failure = registration.on_failure(delivery.event, reason)
+            if failure is not None:
+                stage(session, failure, source=self._service)
+
+    def _dead_letter(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
+        record = delivery.record
+        log.error(
+            "dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason
+        )
+        stage_raw(
+            session,
+            topic=dead_letter_topic(self._service),
+            key=record.key,
+            value=record.value or b"",
+            headers=[
+                *delivery.headers,
+                ("deadletter.reason", reason),
+                ("deadletter.topic", record.topic),
+                ("deadletter.partition", str(record.partition)),
+                ("deadletter.offset", str(record.offset)),
+                ("deadletter.consumer_group", self._service),
+            ],
+        )
+        self._metrics.dead_letters.labels(record.topic).inc()
+        self._metrics.messages_processed.labels(self._type_of(delivery), "dead_lettered").inc()
+
+    @staticmethod
+    def _type_of(delivery: Delivery) -> str:
+        return delivery.envelope.type if delivery.envelope is not None else "undecodable"

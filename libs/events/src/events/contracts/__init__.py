@@ -1,0 +1,17 @@
+"""Event contracts, one module per producing service; `ALL_EVENTS` lists every one of them."""
+
+from events.contracts import allocation, configuration, deployment, requests, validation
+from events.envelope import Event
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    requests.RequestSubmitted,
+    validation.RequestValidated,
+    validation.RequestRejected,
+    validation.ValidationFailed,
+    allocation.ResourceAllocated,
+    allocation.AllocationFailed,
+    configuration.ResourceConfigured,
+    configuration.ConfigurationFailed,
+    deployment.ProvisioningCompleted,
+    deployment.ProvisioningFailed,
+)

@@ -1,0 +1,37 @@
+"""Events published by the configurator."""
+
+from pydantic import BaseModel, ConfigDict
+
+from events.envelope import Event
+
+TOPIC = "provisioning.configuration"
+
+
+class PostgresConfiguration(BaseModel):
+    """What the deployer creates: a database, or a schema inside a shared database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database: str
+    schema_name: str | None = None
+    owner_role: str
+    connection_limit: int
+    extensions: list[str] = []
+
+
+class ResourceConfigured(Event):
+    type = "resource.configured"
+    topic = TOPIC
+
+    catalog_item: str
+    requester: str
+    server_id: str
+    configuration: PostgresConfiguration
+
+
+class ConfigurationFailed(Event):
+    type = "configuration.failed"
+    topic = TOPIC
+
+    server_id: str
+    reason: str

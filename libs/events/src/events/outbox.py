@@ -1,0 +1,203 @@
+"""Writing events to the outbox, and the relay that publishes them to Kafka.
+
+The relay holds a transaction-scoped advisory lock for each batch, so several replicas are
+safe and a request's events keep their order: at most one batch is in flight per database.
+Every broker call is bounded by a timeout, because an idempotent aiokafka producer can wait
+forever for a broker that is gone; after a timeout the producer is replaced and the batch is
+retried. A re-sent message is a duplicate that consumers drop by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind, Tracer
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from events import tracing
+from events.envelope import Envelope, Event
+from events.errors import describe
+from events.metrics import RuntimeMetrics
+from events.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 0x0E7E_0B0C  # any constant: one lock per service database
+
+
+def stage(session: AsyncSession, event: Event, *, source: str) -> Envelope:
+    """Add `event` to the outbox within the caller's transaction; returns its envelope."""
+    envelope = Envelope.wrap(event, source=source)
+    session.add(
+        OutboxMessage(
+            topic=event.topic,
+            key=envelope.subject.encode(),
+            value=envelope.to_bytes(),
+            headers=[list(pair) for pair in tracing.inject()],
+        )
+    )
+    return envelope
+
+
+def stage_raw(
+    session: AsyncSession,
+    *,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    headers: Sequence[tuple[str, str]],
+) -> None:
+    """Add an already-encoded message (a dead letter) to the outbox."""
+    session.add(
+        OutboxMessage(topic=topic, key=key, value=value, headers=[list(h) for h in headers])
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        bootstrap_servers: str,
+        client_id: str,
+        tracer: Tracer,
+        metrics: RuntimeMetrics,
+        batch_size: int = 500,
+        send_timeout_s: float = 15.0,
+        idle_poll_s: float = 0.25,
+    ) -> None:
+        self._session_factory = session_factory
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._tracer = tracer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._send_timeout_s = send_timeout_s
+        self._idle_poll_s = idle_poll_s
+        self._wakeup = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll: something was just committed."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                self.producer = await self._start_producer()
+                backoff = 0.5
+                await self._publish_forever(self.producer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("outbox relay paused: %s; retrying in %.1fs", describe(error), backoff)
+                await self._stop_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def stop(self) -> None:
+        await self._stop_producer()
+
+    async def publish_pending_once_quietly(self) -> None:
+        """On shutdown: one last bounded attempt, so what was just committed goes out now."""
+        try:
+            await self.publish_pending()
+        except Exception as error:
+            log.info("left in the outbox for the next start: %s", describe(error))
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many messages went out (0 if none, or locked)."""
+        if self.producer is None:
+            return 0
+        return await self._publish_batch(self.producer)
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
+            enable_idempotence=True,  # implies acks="all"
+            linger_ms=5,
+            request_timeout_ms=int(self._send_timeout_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self._send_timeout_s)
+        except BaseException:
+            await self._bounded_stop(producer)
+            raise
+        return producer
+
+    async def _stop_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await self._bounded_stop(producer)
+
+    async def _bounded_stop(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.stop(), self._send_timeout_s)
+        except Exception as error:
+            log.warning("producer did not stop cleanly: %s", describe(error))
+
+    async def _publish_forever(self, producer: AIOKafkaProducer) -> None:
+        idle_rounds = 0
+        while True:
+            published = await self._publish_batch(producer)
+            if published >= self._batch_size:
+                continue
+            idle_rounds += 1
+            if idle_rounds % 20 == 0:
+                await self._refresh_backlog()
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
+
+    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
+        async with self._session_factory() as session, session.begin():
+            locked = await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK)))
+            if not locked:
+                return 0
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage).order_by(OutboxMessage.id).limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            async with asyncio.timeout(self._send_timeout_s):
+                deliveries = [await self._send(producer, row) for row in rows]
+                await asyncio.gather(*deliveries)
+            await session.execute(
+                delete(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows]))
+            )
+        self._metrics.outbox_published.inc(len(rows))
+        return len(rows)
+
+    async def _send(self, producer: AIOKafkaProducer, row: OutboxMessage) -> asyncio.Future[object]:
+        stored = [(str(name), str(value)) for name, value in row.headers]
+        parent = tracing.extract(stored)
+        with self._tracer.start_as_current_span(
+            f"{row.topic} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": row.topic,
+            },
+        ):
+            own = [(n, v) for n, v in stored if n not in ("traceparent", "tracestate")]
+            headers = tracing.kafka_headers(tracing.inject(own))
+            delivery: asyncio.Future[object] = await producer.send(
+                row.topic, value=row.value, key=row.key, headers=headers
+            )
+            return delivery
+
+    async def _refresh_backlog(self) -> None:
+        async with self._session_factory() as session:
+            backlog = await session.scalar(select(func.count()).select_from(OutboxMessage))
+        self._metrics.outbox_backlog.set(backlog or 0)

@@ -1,0 +1,224 @@
+"""What every service is made of: engine, consumer, outbox relay, tracing, metrics, ops routes.
+
+A service's `create_app()` builds one `ServiceRuntime`, includes its routers and enters
+`runtime.running()` in its lifespan. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from events import tracing
+from events.consumer import Consumer
+from events.envelope import Envelope, Event
+from events.errors import describe
+from events.http import BodySizeLimit, install_problem_handlers
+from events.metrics import RuntimeMetrics
+from events.outbox import OutboxRelay, stage
+from events.router import Router
+from events.settings import ServiceSettings
+from events.tables import RuntimeBase
+
+log = logging.getLogger(__name__)
+
+SCHEMA_LOCK = 0x5C4E_3A11
+
+# Work a service does at start, before it consumes anything (seeding configuration).
+Prepare = Callable[[AsyncSession], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        metadata: Sequence[MetaData] = (),
+        routers: Sequence[Router] = (),
+        deps: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.service = settings.service_name
+        self.engine = create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=True,
+        )
+        self.session_factory = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.metrics = RuntimeMetrics.create()
+        self.tracer_provider = tracing.create_tracer_provider(self.service, settings.traces_dir)
+        self.tracer = tracing.tracer_of(self.tracer_provider)
+        self._metadata = [RuntimeBase.metadata, *metadata]
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self.relay = OutboxRelay(
+            session_factory=self.session_factory,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=self.service,
+            tracer=self.tracer,
+            metrics=self.metrics,
+            batch_size=settings.relay_batch_size,
+            send_timeout_s=settings.kafka_timeout_s,
+        )
+        self.consumer: Consumer | None = None
+        if routers:
+            self.consumer = Consumer(
+                service=self.service,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                session_factory=self.session_factory,
+                tracer=self.tracer,
+                metrics=self.metrics,
+                on_commit=self.relay.wake,
+                deps=deps,
+                options=settings.consumer_options(),
+            )
+            for router in routers:
+                self.consumer.include_router(router)
+
+    @contextlib.asynccontextmanager
+    async def running(self, prepare: Prepare | None = None) -> AsyncIterator[None]:
+        """Create the schema, run `prepare` in a transaction, then the relay and the consumer;
+        on exit stop them in order."""
+        await self._create_schema()
+        if prepare is not None:
+            async with self.transaction() as session:
+                await prepare(session)
+        relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-relay")
+        consumer_task = (
+            asyncio.create_task(self.consumer.run(), name=f"{self.service}-consumer")
+            if self.consumer
+            else None
+        )
+        try:
+            yield
+        finally:
+            if self.consumer is not None and consumer_task is not None:
+                await self.consumer.stop()
+                await _finish(consumer_task, timeout_s=20.0)
+            await self.relay.publish_pending_once_quietly()
+            await _finish(relay_task, timeout_s=0)
+            await self.relay.stop()
+            for cleanup in reversed(self._cleanups):
+                with contextlib.suppress(Exception):
+                    await cleanup()
+            await self.engine.dispose()
+            self.tracer_provider.shutdown()
+
+    def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        """Close something the service opened (pools, engines) when it stops."""
+        self._cleanups.append(cleanup)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work for API routes: commits on success, then wakes the relay."""
+        async with self.session_factory() as session, session.begin():
+            yield session
+        self.relay.wake()
+
+    def publish(self, session: AsyncSession, event: Event) -> Envelope:
+        """Stage `event` in the outbox of the caller's transaction."""
+        return stage(session, event, source=self.service)
+
+    def span(self, name: str, **attributes: Any) -> contextlib.AbstractContextManager[trace.Span]:
+        return self.tracer.start_as_current_span(name, attributes=attributes)
+
+    async def _create_schema(self, deadline_s: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + deadline_s
+        while True:
+            try:
+                async with self.engine.begin() as connection:
+                    # Replicas starting together would race on CREATE TABLE.
+                    await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
+                    for metadata in self._metadata:
+                        await connection.run_sync(metadata.create_all)
+                return
+            except Exception as error:
+                if loop.time() > give_up_at:
+                    raise
+                log.warning("database not ready: %s", describe(error))
+                await asyncio.sleep(1.0)
+
+    async def check_ready(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(2.0), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:
+            checks["database"] = describe(error, limit=200)
+        producer = self.relay.producer
+        if producer is None:
+            checks["kafka"] = "producer not connected"
+        else:
+            try:
+                async with asyncio.timeout(2.0):
+                    await producer.client.fetch_all_metadata()
+                checks["kafka"] = "ok"
+            except Exception as error:
+                checks["kafka"] = describe(error, limit=200) or "unreachable"
+        return checks
+
+    def ops_router(self) -> APIRouter:
+        router = APIRouter(tags=["operations"])
+
+        @router.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @router.get("/readyz")
+        async def readyz() -> JSONResponse:
+            checks = await self.check_ready()
+            ready = all(value == "ok" for value in checks.values())
+            return JSONResponse(
+                {"ready": ready, "checks": checks}, status_code=200 if ready else 503
+            )
+
+        @router.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return router
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    prepare: Prepare | None = None,
+) -> FastAPI:
+    """A FastAPI app with the shared conventions: problem details, body cap, ops routes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running(prepare):
+            yield
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    install_problem_handlers(app)
+    app.include_router(runtime.ops_router())
+    for router in routers:
+        app.include_router(router)
+    app.state.runtime = runtime
+    return app
+
+
+async def _finish(task: asyncio.Task[None], *, timeout_s: float) -> None:
+    if timeout_s > 0:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -1,0 +1,35 @@
+"""Settings every service shares, read from the environment when the app is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.consumer import ConsumerOptions
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str
+    database_url: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    traces_dir: Path | None = None
+    db_pool_size: int = 10
+    consumer_batch_size: int = 200
+    handler_max_attempts: int = 4
+    handler_retry_backoff_s: float = 0.2
+    kafka_session_timeout_ms: int = 10_000
+    kafka_timeout_s: float = 15.0
+    relay_batch_size: int = 500
+    max_body_bytes: int = 64 * 1024
+
+    def consumer_options(self) -> ConsumerOptions:
+        return ConsumerOptions(
+            batch_size=self.consumer_batch_size,
+            max_attempts=self.handler_max_attempts,
+            retry_backoff_s=self.handler_retry_backoff_s,
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            kafka_timeout_s=self.kafka_timeout_s,
+        )

@@ -1,0 +1,44 @@
+"""The allocator's tables: capacity per server and item, and one allocation per request."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, String, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class ServerCapacity(Base):
+    __tablename__ = "server_capacity"
+    __table_args__ = (CheckConstraint("used >= 0 AND used <= capacity", name="within_capacity"),)
+
+    server_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    catalog_item: Mapped[str] = mapped_column(String(100), primary_key=True)
+    capacity: Mapped[int]
+    used: Mapped[int] = mapped_column(default=0)
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    __table_args__ = (
+        # One live resource per name and item across the pool: no double allocation.
+        Index(
+            "one_active_name_per_item",
+            "catalog_item",
+            "name",
+            unique=True,
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
+
+    request_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    server_id: Mapped[str] = mapped_column(String(100))
+    catalog_item: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,18 @@
+"""Allocator settings, from the environment."""
+
+from pydantic import BaseModel, Field
+
+from events import ServiceSettings
+
+
+class PoolServer(BaseModel):
+    id: str = Field(min_length=1, max_length=100)
+    capacity: dict[str, int]
+
+
+class Settings(ServiceSettings):
+    service_name: str = "allocator"
+    # JSON in SERVER_POOL: which target servers exist and how much of each item they can hold.
+    server_pool: list[PoolServer] = [
+        PoolServer(id="pg-local", capacity={"postgres_database": 200, "postgres_schema": 100_000})
+    ]

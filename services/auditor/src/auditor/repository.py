@@ -1,0 +1,67 @@
+"""Every query of the auditor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auditor.chain import GENESIS, ChainedRecord
+from auditor.models import AuditRecord
+
+CHAIN_LOCK = 0x0A0D_17C4
+
+
+def content_of(record: AuditRecord) -> dict[str, Any]:
+    """What the hash covers: everything about the record but its place in the chain."""
+    return {
+        "event_id": str(record.event_id),
+        "event_type": record.event_type,
+        "source": record.source,
+        "subject": record.subject,
+        "occurred_at": record.occurred_at.isoformat(),
+        "trace_id": record.trace_id,
+        "envelope": record.envelope,
+    }
+
+
+async def last_hash(session: AsyncSession) -> str:
+    # Appends are serialised by this lock (held to commit), so the chain has one tail.
+    await session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
+    found = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
+    return found or GENESIS
+
+
+async def append(session: AsyncSession, record: AuditRecord) -> None:
+    session.add(record)
+    await session.flush()
+
+
+async def records_of_request(session: AsyncSession, subject: str) -> list[AuditRecord]:
+    return list(
+        (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.seq)
+            )
+        ).all()
+    )
+
+
+async def chain(session: AsyncSession, page: int = 2000) -> AsyncIterator[ChainedRecord]:
+    after = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.seq > after)
+                .order_by(AuditRecord.seq)
+                .limit(page)
+            )
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield ChainedRecord(row.seq, content_of(row), row.prev_hash, row.hash)
+        after = rows[-1].seq

@@ -1,0 +1,7 @@
+"""Configurator settings, from the environment."""
+
+from events import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "configurator"

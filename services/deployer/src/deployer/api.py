@@ -1,0 +1,39 @@
+"""Routes of the deployer: the one-time reveal of a resource's credentials."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Depends, Request
+
+from apikeys import Caller
+from deployer import repository
+from deployer.credentials import CredentialCipher
+from events import ServiceRuntime
+from events.http import ProblemError
+
+
+def create_router(
+    runtime: ServiceRuntime,
+    cipher: CredentialCipher,
+    authenticate: Callable[[Request], Awaitable[Caller]],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+
+    @router.get("/credentials/{resource_id}")
+    async def reveal_credentials(resource_id: uuid.UUID) -> dict[str, str]:
+        async with runtime.transaction() as session:
+            sealed = await repository.take_for_reveal(session, resource_id)
+            if sealed is None:
+                if await repository.credential_exists(session, resource_id):
+                    raise ProblemError(
+                        410,
+                        "Credentials already revealed",
+                        "Credentials are shown once; rotate them to get new ones.",
+                    )
+                raise ProblemError(404, "No credentials for this resource")
+            password = cipher.decrypt(resource_id, sealed.nonce, sealed.ciphertext)
+        return {"username": sealed.username, "password": password}
+
+    return router

@@ -1,0 +1,68 @@
+"""Every query of the deployer's own database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deployer.models import Credential
+
+
+@dataclass(frozen=True)
+class SealedCredential:
+    username: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+async def save_credential(
+    session: AsyncSession,
+    *,
+    resource_id: uuid.UUID,
+    request_id: uuid.UUID,
+    username: str,
+    nonce: bytes,
+    ciphertext: bytes,
+) -> None:
+    session.add(
+        Credential(
+            resource_id=resource_id,
+            request_id=request_id,
+            username=username,
+            nonce=nonce,
+            ciphertext=ciphertext,
+        )
+    )
+    await session.flush()
+
+
+async def take_for_reveal(session: AsyncSession, resource_id: uuid.UUID) -> SealedCredential | None:
+    """Mark the credential revealed and wipe it, returning it; None if already revealed.
+
+    The row lock makes two concurrent reveals see it once between them.
+    """
+    row = (
+        await session.execute(
+            select(Credential.username, Credential.nonce, Credential.ciphertext)
+            .where(Credential.resource_id == resource_id, Credential.revealed_at.is_(None))
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row.nonce is None or row.ciphertext is None:
+        return None
+    await session.execute(
+        update(Credential)
+        .where(Credential.resource_id == resource_id)
+        .values(revealed_at=func.now(), nonce=None, ciphertext=None)
+    )
+    return SealedCredential(row.username, row.nonce, row.ciphertext)
+
+
+async def credential_exists(session: AsyncSession, resource_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Credential.resource_id).where(Credential.resource_id == resource_id)
+    )
+    return found is not None

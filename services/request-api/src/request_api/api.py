@@ -1,0 +1,125 @@
+"""Routes of the public REST API. Thin: parse, check, one transaction, answer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from apikeys import Caller
+from catalog import Catalog
+from events import ServiceRuntime
+from events.contracts.requests import RequestSubmitted
+from events.http import PROBLEM_JSON, ProblemError
+from request_api import repository
+
+
+class NewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    catalog_item: str = Field(min_length=1, max_length=100)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+def create_router(
+    runtime: ServiceRuntime,
+    catalog: Catalog,
+    deployer: httpx.AsyncClient,
+    authenticate: Callable[[Request], Awaitable[Caller]],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    CallerDep = Annotated[Caller, Depends(authenticate)]
+
+    @router.get("/catalog")
+    async def list_catalog(_: CallerDep) -> dict[str, Any]:
+        return {"items": [item.public() for item in catalog.items.values()]}
+
+    @router.post("/requests", status_code=202)
+    async def submit_request(body: NewRequest, caller: CallerDep) -> JSONResponse:
+        item = catalog.get(body.catalog_item)
+        if item is None:
+            raise ProblemError(
+                422,
+                "Unknown catalog item",
+                f"{body.catalog_item!r} is not in the catalog; GET /v1/catalog lists the items.",
+                errors=[{"field": "catalog_item", "message": "unknown catalog item"}],
+            )
+        problems = item.schema_problems(body.parameters)
+        if problems:
+            raise ProblemError(
+                422,
+                "Invalid parameters",
+                "; ".join(f"{p.field}: {p.message}" for p in problems),
+                errors=[{"field": p.field, "message": p.message} for p in problems],
+            )
+        request_id = uuid.uuid4()
+        with runtime.span("submit request", **{"request.id": str(request_id)}):
+            async with runtime.transaction() as session:
+                request = await repository.add_request(
+                    session,
+                    request_id=request_id,
+                    catalog_item=item.name,
+                    parameters=body.parameters,
+                    requester=caller.name,
+                )
+                runtime.publish(
+                    session,
+                    RequestSubmitted(
+                        request_id=request_id,
+                        catalog_item=item.name,
+                        parameters=body.parameters,
+                        requester=caller.name,
+                    ),
+                )
+        return JSONResponse(
+            request.public(), status_code=202, headers={"Location": f"/v1/requests/{request_id}"}
+        )
+
+    @router.get("/requests/{request_id}")
+    async def get_request(request_id: uuid.UUID, _: CallerDep) -> dict[str, Any]:
+        async with runtime.session_factory() as session:
+            request = await repository.get_request(session, request_id)
+        if request is None:
+            raise ProblemError(404, "Request not found")
+        return request.public()
+
+    @router.get("/resources/{resource_id}")
+    async def get_resource(resource_id: uuid.UUID, _: CallerDep) -> dict[str, Any]:
+        async with runtime.session_factory() as session:
+            resource = await repository.get_resource(session, resource_id)
+        if resource is None:
+            raise ProblemError(404, "Resource not found")
+        return resource.public()
+
+    @router.get("/resources/{resource_id}/credentials")
+    async def reveal_credentials(
+        resource_id: uuid.UUID, request: Request, _: CallerDep
+    ) -> Response:
+        async with runtime.session_factory() as session:
+            resource = await repository.get_resource(session, resource_id)
+        if resource is None:
+            raise ProblemError(404, "Resource not found")
+        # The deployer keeps the secret; it checks the same key and reveals once.
+        try:
+            answer = await deployer.get(
+                f"/v1/credentials/{resource_id}",
+                headers={"Authorization": request.headers["authorization"]},
+            )
+        except httpx.HTTPError as error:
+            raise ProblemError(
+                503, "Credentials store unavailable", type(error).__name__
+            ) from error
+        media_type = PROBLEM_JSON if answer.status_code >= 400 else "application/json"
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=media_type,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return router

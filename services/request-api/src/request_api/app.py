@@ -1,0 +1,26 @@
+"""Request API: accepts provisioning requests over REST and follows them through the pipeline."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from apikeys import bearer_auth
+from catalog import load_catalog
+from events import ServiceRuntime, create_service_app
+from request_api import api, handlers, models
+from request_api.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings, metadata=[models.Base.metadata], routers=[handlers.router])
+    identity_engine = create_async_engine(settings.identity_database_url, pool_size=5)
+    deployer = httpx.AsyncClient(base_url=settings.deployer_url, timeout=10.0)
+    runtime.add_cleanup(deployer.aclose)
+    runtime.add_cleanup(identity_engine.dispose)
+    router = api.create_router(
+        runtime, load_catalog(), deployer, bearer_auth(async_sessionmaker(identity_engine))
+    )
+    return create_service_app(runtime, title="request-api", routers=[router])

@@ -1,0 +1,69 @@
+"""The request-api's read model: requests and the resources they produced."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class ProvisioningRequest(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    catalog_item: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    requester: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30), index=True)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    resource_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "catalog_item": self.catalog_item,
+            "parameters": self.parameters,
+            "requester": self.requester,
+            "status": self.status,
+            "reasons": self.reasons,
+            "resource_id": str(self.resource_id) if self.resource_id else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    catalog_item: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(30))
+    server_id: Mapped[str] = mapped_column(String(100))
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    credentials_ref: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "request_id": str(self.request_id),
+            "catalog_item": self.catalog_item,
+            "owner": self.owner,
+            "state": self.state,
+            "outputs": self.outputs,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,9 @@
+"""Request API settings, from the environment."""
+
+from events import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "request-api"
+    identity_database_url: str
+    deployer_url: str = "http://127.0.0.1:8004"

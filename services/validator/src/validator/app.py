@@ -1,0 +1,18 @@
+"""Validator: checks each submitted request against its catalog item's schema and policy."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from catalog import load_catalog
+from events import ServiceRuntime, create_service_app
+from validator import handlers
+from validator.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = ServiceRuntime(
+        settings, routers=[handlers.router], deps=handlers.Deps(catalog=load_catalog())
+    )
+    return create_service_app(runtime, title="validator")
