@@ -113,6 +113,11 @@ class StackConfig:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
+    @property
+    def session_lock(self) -> Path:
+        # Not part of state_paths(): deleting a held lock file would let a second holder in.
+        return self.root / "session.lock"
+
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 

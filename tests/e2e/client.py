@@ -1,0 +1,52 @@
+"""A small client of the platform's REST API for the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from devstack.stack import Stack
+
+TERMINAL = {"completed", "rejected", "failed"}
+
+
+class Platform:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.key = stack.admin_key()
+        self.api = httpx.AsyncClient(
+            base_url=stack.service_url("request-api"),
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=30.0,
+        )
+        self.audit = httpx.AsyncClient(
+            base_url=stack.service_url("auditor"),
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=30.0,
+        )
+
+    async def close(self) -> None:
+        await self.api.aclose()
+        await self.audit.aclose()
+
+    async def submit(self, catalog_item: str, **parameters: Any) -> dict[str, Any]:
+        answer = await self.api.post(
+            "/v1/requests", json={"catalog_item": catalog_item, "parameters": parameters}
+        )
+        assert answer.status_code == 202, answer.text
+        return dict(answer.json())
+
+    async def wait_terminal(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            answer = await self.api.get(f"/v1/requests/{request_id}")
+            assert answer.status_code == 200, answer.text
+            request = dict(answer.json())
+            if request["status"] in TERMINAL:
+                return request
+            if loop.time() > deadline:
+                raise AssertionError(f"request {request_id} stuck in {request['status']}")
+            await asyncio.sleep(0.2)

@@ -1,0 +1,279 @@
+"""libs/events against the real broker and database: crash windows, poison, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from sqlalchemy import Integer, MetaData, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from tests.kafka_tools import create_topics, produce, read_topic, wait_for
+
+from devstack import kafka, postgres
+from devstack.stack import Stack
+from events import Event, HandlerContext, Router, ServiceRuntime, ServiceSettings
+from events.envelope import Envelope
+from events.topics import dead_letter_topic
+
+pytestmark = pytest.mark.integration
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class Effect(Base):
+    """One row per handled ping: a second row for the same ping is an effect applied twice."""
+
+    __tablename__ = "effects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[uuid.UUID]
+    n: Mapped[int]
+
+
+@dataclass
+class Harness:
+    stack: Stack
+    service: str
+    database_url: str
+    topic_in: str
+    topic_out: str
+    pinged: type[Event]
+    ponged: type[Event]
+    exploded: type[Event]
+
+    def runtime(self, **settings: object) -> ServiceRuntime:
+        router = Router()
+        pinged, ponged, exploded = self.pinged, self.ponged, self.exploded
+
+        def explode(event: Event, reason: str) -> Event:
+            return exploded(request_id=event.request_id, reason=reason)
+
+        @router.on(pinged, on_failure=explode)
+        async def handle(event: Event, ctx: HandlerContext[None]) -> None:
+            n = event.n  # type: ignore[attr-defined]
+            if n < 0:
+                raise ValueError("negative pings are poison")
+            ctx.session.add(Effect(request_id=event.request_id, n=n))
+            ctx.emit(ponged(request_id=event.request_id, n=n))
+
+        options = {
+            "service_name": self.service,
+            "database_url": self.database_url,
+            "kafka_bootstrap_servers": self.stack.bootstrap_servers,
+            "handler_max_attempts": 2,
+            "handler_retry_backoff_s": 0.05,
+            "kafka_session_timeout_ms": 6000,
+            "consumer_batch_size": 20,
+        } | settings
+        return ServiceRuntime(
+            ServiceSettings(**options),  # type: ignore[arg-type]
+            metadata=[Base.metadata],
+            routers=[router],
+        )
+
+    def ping_event(self, n: int, request_id: uuid.UUID | None = None) -> Event:
+        return self.pinged(request_id=request_id or uuid.uuid4(), n=n)  # type: ignore[call-arg]
+
+    def ping(self, n: int, request_id: uuid.UUID | None = None) -> tuple[bytes, bytes]:
+        envelope = Envelope.wrap(self.ping_event(n, request_id), source="test")
+        return envelope.subject.encode(), envelope.to_bytes()
+
+    async def effects(self) -> list[tuple[uuid.UUID, int]]:
+        runtime_engine = make_url(self.database_url)
+        connection = await asyncpg.connect(
+            host=runtime_engine.query["host"],
+            port=int(runtime_engine.query["port"]),
+            user="postgres",
+            database=runtime_engine.database,
+        )
+        try:
+            rows = await connection.fetch("SELECT request_id, n FROM effects ORDER BY id")
+        except asyncpg.UndefinedTableError:
+            return []
+        finally:
+            await connection.close()
+        return [(row["request_id"], row["n"]) for row in rows]
+
+
+@pytest.fixture
+async def harness(infra: Stack) -> AsyncIterator[Harness]:
+    run = uuid.uuid4().hex[:10]
+    service, topic_in, topic_out = f"events-it-{run}", f"test.{run}.in", f"test.{run}.out"
+    await create_topics(infra.bootstrap_servers, topic_in, topic_out, dead_letter_topic(service))
+    admin = await asyncpg.connect(infra.database_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{service}"')
+    await admin.close()
+
+    class Pinged(Event):
+        type = "test.pinged"
+        topic = topic_in
+        n: int
+
+    class Ponged(Event):
+        type = "test.ponged"
+        topic = topic_out
+        n: int
+
+    class Exploded(Event):
+        type = "test.exploded"
+        topic = topic_out
+        reason: str
+
+    database_url = make_url(infra.database_url("postgres")).set(database=service)
+    yield Harness(
+        infra,
+        service,
+        database_url.render_as_string(hide_password=False),
+        topic_in,
+        topic_out,
+        Pinged,
+        Ponged,
+        Exploded,
+    )
+
+
+async def test_crash_between_db_commit_and_offset_commit_applies_nothing_twice(
+    harness: Harness,
+) -> None:
+    pings = [harness.ping(n) for n in range(60)]
+    await produce(harness.stack.bootstrap_servers, harness.topic_in, pings)
+
+    crashed = harness.runtime()
+    assert crashed.consumer is not None
+
+    async def die_before_committing_offsets(*_: object) -> None:
+        raise asyncio.CancelledError  # as if killed: the DB transaction is already committed
+
+    crashed.consumer._commit = die_before_committing_offsets  # type: ignore[method-assign]
+    async with crashed.running():
+        await wait_for(harness.effects, what="the first batch")
+        await asyncio.sleep(1.0)
+    processed_before_crash = len(await harness.effects())
+    assert 0 < processed_before_crash < len(pings)
+
+    restarted = harness.runtime()
+    async with restarted.running():
+        await wait_for(
+            lambda: _at_least(harness.effects, len(pings)), timeout_s=60, what="all pings"
+        )
+        await asyncio.sleep(1.0)
+        duplicates = restarted.metrics.messages_processed.labels("test.pinged", "duplicate")
+        # The batch the crashed consumer had committed to the DB came back...
+        assert duplicates._value.get() >= processed_before_crash
+    # ...and was not applied again, nor its events emitted again.
+    effects = await harness.effects()
+    assert sorted(n for _, n in effects) == list(range(60))
+    out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=60)
+    assert sorted(json.loads(r.value)["data"]["n"] for r in out) == list(range(60))
+
+
+async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
+    harness: Harness,
+) -> None:
+    request_id = uuid.uuid4()
+    key = str(request_id).encode()
+    wrong_contract = Envelope.wrap(harness.ping_event(1, request_id), source="test")
+    await produce(
+        harness.stack.bootstrap_servers,
+        harness.topic_in,
+        [
+            (key, b"\x00 this is not json"),
+            (key, _with_data(wrong_contract, {"request_id": str(request_id), "n": "many"})),
+            harness.ping(-1, request_id),  # the handler always raises on it
+            harness.ping(5, request_id),
+        ],
+    )
+    runtime = harness.runtime()
+    async with runtime.running():
+        await wait_for(harness.effects, what="the good ping after the poison")
+    assert [n for _, n in await harness.effects()] == [5]
+
+    dead = await read_topic(
+        harness.stack.bootstrap_servers, dead_letter_topic(harness.service), at_least=3
+    )
+    assert len(dead) == 3
+    reasons = [dict(r.headers)["deadletter.reason"].decode() for r in dead]
+    assert "not a CloudEvents envelope" in reasons[0]
+    assert "does not match its contract" in reasons[1]
+    assert "negative pings are poison" in reasons[2]
+    assert all(dict(r.headers)["deadletter.topic"].decode() == harness.topic_in for r in dead)
+    assert dead[0].value == b"\x00 this is not json"
+
+    out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=2)
+    types = sorted(json.loads(r.value)["type"] for r in out)
+    assert types == ["test.exploded", "test.ponged"]
+
+
+async def test_relay_recovers_after_a_broker_restart(harness: Harness) -> None:
+    runtime = harness.runtime()
+    request_ids = [uuid.uuid4() for _ in range(20)]
+
+    async def stage(ids: list[uuid.UUID]) -> None:
+        async with runtime.transaction() as session:
+            for request_id in ids:
+                runtime.publish(session, harness.ponged(request_id=request_id, n=1))  # type: ignore[call-arg]
+
+    async with runtime.running():
+        await wait_for(lambda: _producer_ready(runtime), what="the relay's producer")
+        await stage(request_ids[:10])
+        await wait_for(lambda: _outbox_empty(runtime), what="the first half published")
+        await asyncio.to_thread(kafka.stop, harness.stack.config)
+        await stage(request_ids[10:])
+        await asyncio.sleep(3.0)  # the relay fails and backs off meanwhile
+        assert not await _outbox_empty(runtime)
+        await asyncio.to_thread(kafka.start, harness.stack.config)
+        await wait_for(lambda: _outbox_empty(runtime), timeout_s=90, what="the backlog")
+
+    out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=20)
+    assert {uuid.UUID(json.loads(r.value)["subject"]) for r in out} == set(request_ids)
+
+
+async def test_database_outage_pauses_processing_and_never_dead_letters(
+    harness: Harness,
+) -> None:
+    runtime = harness.runtime()
+    async with runtime.running():
+        await produce(harness.stack.bootstrap_servers, harness.topic_in, [harness.ping(1)])
+        await wait_for(harness.effects, what="the first ping")
+        await asyncio.to_thread(postgres.stop, harness.stack.config)
+        try:
+            await produce(
+                harness.stack.bootstrap_servers,
+                harness.topic_in,
+                [harness.ping(n) for n in range(2, 12)],
+            )
+            await asyncio.sleep(3.0)
+        finally:
+            await asyncio.to_thread(postgres.start, harness.stack.config)
+        await wait_for(
+            lambda: _at_least(harness.effects, 11), timeout_s=60, what="pings after the outage"
+        )
+    assert sorted(n for _, n in await harness.effects()) == list(range(1, 12))
+    assert runtime.metrics.dead_letters.labels(harness.topic_in)._value.get() == 0
+
+
+async def _at_least(effects, count: int) -> bool:
+    return len(await effects()) >= count
+
+
+async def _producer_ready(runtime: ServiceRuntime) -> bool:
+    return runtime.relay.producer is not None
+
+
+async def _outbox_empty(runtime: ServiceRuntime) -> bool:
+    from events.tables import OutboxMessage
+
+    async with runtime.session_factory() as session:
+        return (await session.scalar(select(func.count()).select_from(OutboxMessage))) == 0
+
+
+def _with_data(envelope: Envelope, data: dict[str, object]) -> bytes:
+    return envelope.model_copy(update={"data": data}).to_bytes()
