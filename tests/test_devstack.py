@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from devstack import kafka, postgres, proc, services
+from devstack import kafka, keys, postgres, proc, services
 from devstack.config import SERVICES, StackConfig
 from devstack.stack import Stack
 from events.topics import ALL_TOPICS
@@ -110,13 +111,22 @@ def test_service_specific_settings() -> None:
     assert deployer["CREDENTIALS_KEY_FILE"] == str(TESTS.secrets_dir / "credentials.key")
 
 
+def test_credentials_key_is_private_base64_of_32_bytes(tmp_path: Path) -> None:
+    config = StackConfig.for_tests(tmp_path)
+    key_file = keys.ensure_credentials_key(config)
+    assert len(base64.b64decode(key_file.read_text().strip(), validate=True)) == 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.secrets_dir.stat().st_mode) == 0o700
+    assert keys.ensure_credentials_key(config).read_text() == key_file.read_text()
+
+
 def test_processes_are_tracked_and_stopped_by_pid_file(tmp_path: Path) -> None:
     pid_file = tmp_path / "sleeper.pid"
     argv = [sys.executable, "-c", "import time; time.sleep(60)"]
     pid = proc.spawn(argv, log=tmp_path / "sleeper.log", pid_file=pid_file, cwd=tmp_path)
     assert proc.live_pid(pid_file, "time.sleep(60)") == pid
     assert proc.live_pid(pid_file, "some other program") is None
-    proc.stop_pid_file(pid_file, "time.sleep(60)", timeout=5)
+    proc.stop_pid_files([(pid_file, "time.sleep(60)")], timeout=5)
     assert not proc.is_alive(pid)
     assert not pid_file.exists()
 

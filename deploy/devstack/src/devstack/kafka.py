@@ -14,7 +14,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.config import StackConfig
-from devstack.proc import StackError, is_alive, live_pid, log_tail, run_async, spawn, stop_pid_file
+from devstack.proc import StackError, is_alive, live_pid, log_tail, run_async, spawn, stop_pid_files
 
 # A fixed id is fine for a local node: a base64url UUID of 22 characters not starting with "-".
 CLUSTER_ID = "Do7gaLSGXNWspUdUGp4OTQ"
@@ -121,7 +121,7 @@ def start(config: StackConfig) -> None:
 
 def stop(config: StackConfig) -> None:
     # SIGTERM runs the broker's shutdown hook: a controlled shutdown that flushes the logs.
-    stop_pid_file(config.pid_file("kafka"), MAIN_CLASS, timeout=STOP_TIMEOUT)
+    stop_pid_files([(config.pid_file("kafka"), MAIN_CLASS)], timeout=STOP_TIMEOUT)
 
 
 def wait_ready(config: StackConfig, timeout: float = READY_TIMEOUT) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 import apikeys
 from devstack import postgres
 from devstack.config import StackConfig
-from devstack.proc import run_async
+from devstack.proc import StackError, run_async
 
 ADMIN_KEY_NAME = "bootstrap-admin"
 ADMIN_SCOPES = ["admin"]
@@ -22,9 +22,19 @@ def ensure_credentials_key(config: StackConfig) -> Path:
     config.secrets_dir.chmod(0o700)
     key_file = config.credentials_key_file
     if not key_file.exists():
-        # URL-safe base64 of 32 random bytes: the format cryptography's Fernet expects.
-        _write_private(key_file, base64.urlsafe_b64encode(os.urandom(32)).decode())
+        # Standard base64 of 32 random bytes: the deployer's AES-256 key.
+        _write_private(key_file, base64.b64encode(os.urandom(32)).decode())
+    elif not _is_valid_key(key_file.read_text()):
+        # Never replaced silently: credentials stored under the old key would become unreadable.
+        raise StackError(f"{key_file} is not base64 of 32 bytes; delete it to get a new one")
     return key_file
+
+
+def _is_valid_key(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text.strip(), validate=True)) == 32
+    except ValueError:
+        return False
 
 
 def ensure_admin_key(config: StackConfig) -> str:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,32 +94,37 @@ def live_pid(pid_file: Path, marker: str) -> int | None:
     return pid
 
 
-def wait_dead(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not is_alive(pid)
-
-
-def terminate(pid: int, *, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if wait_dead(pid, timeout):
+def terminate(pids: Iterable[int], *, timeout: float) -> None:
+    """SIGTERM all at once (shutdowns overlap), then SIGKILL whatever is left after `timeout`."""
+    pending = list(pids)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if _wait_dead(pending, timeout):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if not wait_dead(pid, 10):
-        raise StackError(f"process {pid} survived SIGKILL")
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if not _wait_dead(pending, 10):
+        raise StackError(f"processes survived SIGKILL: {[p for p in pending if is_alive(p)]}")
 
 
-def stop_pid_file(pid_file: Path, marker: str, *, timeout: float) -> None:
-    pid = live_pid(pid_file, marker)
-    if pid is not None:
-        terminate(pid, timeout=timeout)
-    pid_file.unlink(missing_ok=True)
+def stop_pid_files(targets: Iterable[tuple[Path, str]], *, timeout: float) -> None:
+    """Stop the live processes named by (pid file, cmdline marker) pairs; remove the pid files."""
+    targets = list(targets)
+    live = [live_pid(pid_file, marker) for pid_file, marker in targets]
+    terminate([pid for pid in live if pid is not None], timeout=timeout)
+    for pid_file, _ in targets:
+        pid_file.unlink(missing_ok=True)
+
+
+def _wait_dead(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(is_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @contextlib.contextmanager
@@ -139,12 +144,14 @@ def exclusive_lock(path: Path, *, timeout: float) -> Iterator[None]:
         yield
 
 
-def log_tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 20, width: int = 400) -> str:
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
+    # Cut long lines: one SQL error with its statement can fill a screen.
+    tail = text.splitlines()[-lines:]
+    return "\n".join(line if len(line) <= width else line[:width] + " [...]" for line in tail)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

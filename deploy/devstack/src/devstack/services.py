@@ -14,7 +14,7 @@ import httpx
 
 from devstack import postgres
 from devstack.config import SERVICE_MODULES, SERVICES, StackConfig
-from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_file
+from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_files
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -108,10 +108,11 @@ def kill_service(
 
 
 def stop(config: StackConfig) -> None:
-    for name, replica in running_instances(config):
-        stop_pid_file(
-            config.pid_file(instance_name(name, replica)), _marker(name), timeout=STOP_TIMEOUT
-        )
+    targets = [
+        (config.pid_file(instance_name(name, replica)), _marker(name))
+        for name, replica in running_instances(config)
+    ]
+    stop_pid_files(targets, timeout=STOP_TIMEOUT)
 
 
 def running_instances(config: StackConfig) -> list[tuple[str, int]]:

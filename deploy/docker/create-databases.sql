@@ -1,0 +1,9 @@
+-- One database per service, plus the API keys' `identity`. The postgres image runs this once,
+-- when it initialises an empty data volume (mounted into /docker-entrypoint-initdb.d).
+CREATE DATABASE request_api;
+CREATE DATABASE validator;
+CREATE DATABASE allocator;
+CREATE DATABASE configurator;
+CREATE DATABASE deployer;
+CREATE DATABASE auditor;
+CREATE DATABASE identity;
