@@ -89,8 +89,8 @@ class Harness:
     async def effects(self) -> list[tuple[uuid.UUID, int]]:
         runtime_engine = make_url(self.database_url)
         connection = await asyncpg.connect(
-            host=runtime_engine.query["host"],
-            port=int(runtime_engine.query["port"]),
+            host=str(runtime_engine.query["host"]),
+            port=int(str(runtime_engine.query["port"])),
             user="postgres",
             database=runtime_engine.database,
         )
@@ -152,7 +152,7 @@ async def test_crash_between_db_commit_and_offset_commit_applies_nothing_twice(
     async def die_before_committing_offsets(*_: object) -> None:
         raise asyncio.CancelledError  # as if killed: the DB transaction is already committed
 
-    crashed.consumer._commit = die_before_committing_offsets  # type: ignore[method-assign]
+    crashed.consumer._commit = die_before_committing_offsets  # type: ignore[method-assign, assignment]
     async with crashed.running():
         await wait_for(harness.effects, what="the first batch")
         await asyncio.sleep(1.0)

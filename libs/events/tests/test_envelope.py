@@ -8,7 +8,9 @@ from events.topics import ALL_TOPICS, EVENT_TOPICS
 
 def test_envelope_is_cloudevents_with_the_request_as_subject():
     event = RequestSubmitted(
-        request_id=uuid.uuid4(), catalog_item="postgres_schema", parameters={"name": "abc"},
+        request_id=uuid.uuid4(),
+        catalog_item="postgres_schema",
+        parameters={"name": "abc"},
         requester="ci",
     )
     envelope = Envelope.wrap(event, source="request-api")

@@ -1,6 +1,6 @@
 import pytest
-from catalog import load_catalog
 
+from catalog import load_catalog
 from configurator import rules
 
 CATALOG = load_catalog()

@@ -1,5 +1,4 @@
 from catalog import load_catalog
-
 from validator import rules
 
 CATALOG = load_catalog()

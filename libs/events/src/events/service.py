@@ -49,11 +49,13 @@ class ServiceRuntime:
     ) -> None:
         self.settings = settings
         self.service = settings.service_name
+        configure_logging(self.service)
         self.engine = create_async_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
+            hide_parameters=True,  # error messages must not carry values, secrets among them
         )
         self.session_factory = async_sessionmaker(self.engine, expire_on_commit=False)
         self.metrics = RuntimeMetrics.create()
@@ -213,6 +215,18 @@ def create_service_app(
         app.include_router(router)
     app.state.runtime = runtime
     return app
+
+
+def configure_logging(service: str) -> None:
+    """Plain, timestamped lines on stderr unless the process configured logging already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        )
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
 
 
 async def _finish(task: asyncio.Task[None], *, timeout_s: float) -> None:

@@ -39,7 +39,7 @@ _APPEND_ONLY = (
     CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'audit_records is append-only (% refused)', TG_OP;
+        RAISE EXCEPTION 'audit_records is append-only (%% refused)', TG_OP;
     END $$
     """,
     """
