@@ -43,6 +43,15 @@ def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) if parts else "body"
 
 
+def _describe(error: dict[str, Any]) -> dict[str, str]:
+    location = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        # The location is ("body", <character position>), not a field.
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return {"field": "body", "message": f"{reason} at character {location[-1]}"}
+    return {"field": _field_path(location), "message": str(error.get("msg", "invalid"))}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
@@ -50,10 +59,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-            for e in error.errors()
-        ]
+        errors = [_describe(e) for e in error.errors()]
         json_invalid = any(e.get("type") == "json_invalid" for e in error.errors())
         return problem(
             400 if json_invalid else 422,

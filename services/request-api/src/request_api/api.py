@@ -1,7 +1,5 @@
 """Routes of the public REST API. Thin: parse, check, one transaction, answer."""
 
-from __future__ import annotations
-
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
