@@ -70,8 +70,29 @@ async def test_a_database_request_completes_and_its_credentials_log_in(platform:
     history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
     assert [e["type"] for e in history["events"]] == PIPELINE_EVENTS
     assert credentials["password"] not in json.dumps(history)
+    await assert_secret_is_nowhere(platform, credentials["password"])
     verdict = (await platform.audit.get("/v1/audit/verify")).json()
     assert verdict["ok"] is True and verdict["records"] >= len(PIPELINE_EVENTS)
+
+
+async def assert_secret_is_nowhere(platform: Platform, secret: str) -> None:
+    """Not in any log, trace, metrics page, nor in the target server's log."""
+    config = platform.stack.config
+    for folder in (config.logs_dir, config.traces_dir):
+        for path in folder.iterdir():
+            assert secret not in path.read_text(errors="replace"), path
+    async with httpx.AsyncClient() as client:
+        for name in (
+            "request-api",
+            "validator",
+            "allocator",
+            "configurator",
+            "deployer",
+            "auditor",
+        ):
+            metrics = await client.get(f"{platform.stack.service_url(name)}/metrics")
+            assert metrics.status_code == 200 and "events_processed" in metrics.text
+            assert secret not in metrics.text
 
 
 async def test_a_schema_request_gives_a_schema_its_role_can_use(platform: Platform):
