@@ -34,3 +34,14 @@ def test_credentials_round_trip_and_are_bound_to_their_resource():
     assert cipher.decrypt(resource, nonce, ciphertext) == "s3cret-value"
     with pytest.raises(InvalidTag):
         cipher.decrypt(other, nonce, ciphertext)
+
+
+def test_identifiers_outside_the_expected_shape_are_refused():
+    from deployer.targets import ident, literal
+    from events import PermanentError
+
+    assert ident("orders_db_owner") == '"orders_db_owner"'
+    for hostile in ['x"; DROP DATABASE postgres; --', "Upper", "a" * 64, "", "1abc"]:
+        with pytest.raises(PermanentError):
+            ident(hostile)
+    assert literal("it's") == "'it''s'"

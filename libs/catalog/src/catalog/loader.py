@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -27,9 +28,8 @@ class CatalogItem:
 
     def schema_problems(self, parameters: Any) -> list[ParameterProblem]:
         """Every way `parameters` fails the item's JSON Schema, each naming its field."""
-        validator = Draft202012Validator(self.parameters_schema)
         problems = []
-        for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):
+        for error in sorted(self._validator.iter_errors(parameters), key=lambda e: list(e.path)):
             path = ".".join(str(part) for part in error.absolute_path)
             if error.validator == "required":
                 missing = error.message.split("'")[1] if "'" in error.message else None
@@ -41,6 +41,10 @@ class CatalogItem:
                 )
             )
         return problems
+
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.parameters_schema)
 
     def public(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from auditor.chain import GENESIS, ChainedRecord
 from auditor.models import AuditRecord
 
 CHAIN_LOCK = 0x0A0D_17C4
+_TAIL = "audit_chain_tail"
 
 
 def content_of(record: AuditRecord) -> dict[str, Any]:
@@ -28,15 +29,22 @@ def content_of(record: AuditRecord) -> dict[str, Any]:
 
 
 async def last_hash(session: AsyncSession) -> str:
-    # Appends are serialised by this lock (held to commit), so the chain has one tail.
-    await session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
-    found = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
-    return found or GENESIS
+    """The chain's tail, read once per transaction: appends are serialised by a lock held to
+    commit, so within the transaction only our own appends move the tail."""
+    tail = session.info.get(_TAIL)
+    if tail is None:
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
+        found = await session.scalar(
+            select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+        )
+        tail = found or GENESIS
+    return str(tail)
 
 
 async def append(session: AsyncSession, record: AuditRecord) -> None:
     session.add(record)
     await session.flush()
+    session.info[_TAIL] = record.hash
 
 
 async def records_of_request(session: AsyncSession, subject: str) -> list[AuditRecord]:

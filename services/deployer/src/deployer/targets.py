@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -40,11 +40,28 @@ def _marker(request_id: uuid.UUID) -> str:
     return f"provisioned by request {request_id}"
 
 
-async def _ddl(connection: asyncpg.Connection, template: str, *args: Any) -> None:
-    """Run DDL whose identifiers and literals are quoted by the server's own format()."""
-    placeholders = ", ".join(f"${i + 1}::text" for i in range(len(args)))
-    statement = await connection.fetchval(f"SELECT format('{template}', {placeholders})", *args)
-    await connection.execute(statement)
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCRAM_VERIFIER = re.compile(
+    r"^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$"
+)
+
+
+def ident(name: str) -> str:
+    """A quoted identifier. Names were validated upstream; a driver never relies on that."""
+    if not _IDENTIFIER.match(name):
+        raise PermanentError(f"refusing an unexpected identifier {name[:80]!r}")
+    return f'"{name}"'
+
+
+def literal(text: str) -> str:
+    """A quoted literal for DDL, which takes no parameters (standard_conforming_strings)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect_group(database: str) -> str:
+    """Members may connect to a shared database: one membership row per role, instead of an
+    ever longer ACL on the database itself."""
+    return f"{database}_connect"
 
 
 class PostgresTargets:
@@ -53,6 +70,7 @@ class PostgresTargets:
         self._timeout_s = timeout_s
         self._pools: dict[tuple[str, str], asyncpg.Pool] = {}
         self._lock = asyncio.Lock()
+        self._shared_ready: set[tuple[str, str]] = set()
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
@@ -118,80 +136,89 @@ class PostgresTargets:
         request_id: uuid.UUID,
         password: str,
     ) -> None:
-        role, marker = configuration.owner_role, _marker(request_id)
+        role, marker = ident(configuration.owner_role), _marker(request_id)
         verifier = scram_sha256_verifier(password)
-        limit = str(configuration.connection_limit)
+        if not _SCRAM_VERIFIER.match(verifier):
+            raise PermanentError("unexpected SCRAM verifier format")
+        limit = int(configuration.connection_limit)
         async with (await self._pool(server_id)).acquire() as connection:
             found = await connection.fetchrow(
                 "SELECT shobj_description(oid, 'pg_authid') AS marker FROM pg_roles"
                 " WHERE rolname = $1",
-                role,
+                configuration.owner_role,
             )
             if found is not None and found["marker"] != marker:
-                raise TargetConflict(f"role {role} already exists in {server_id}")
-            async with connection.transaction():
-                if found is None:
-                    await _ddl(
-                        connection,
-                        "CREATE ROLE %I LOGIN PASSWORD %L CONNECTION LIMIT %s",
-                        role,
-                        verifier,
-                        limit,
-                    )
-                    await _ddl(connection, "COMMENT ON ROLE %I IS %L", role, marker)
-                else:
-                    # Ours, from an attempt whose outcome was lost: only the new password counts.
-                    await _ddl(
-                        connection,
-                        "ALTER ROLE %I PASSWORD %L CONNECTION LIMIT %s",
-                        role,
-                        verifier,
-                        limit,
-                    )
+                raise TargetConflict(
+                    f"role {configuration.owner_role} already exists in {server_id}"
+                )
+            if found is None:
+                # One simple query: its statements commit together or not at all.
+                await connection.execute(
+                    f"CREATE ROLE {role} LOGIN PASSWORD {literal(verifier)}"
+                    f" CONNECTION LIMIT {limit}; COMMENT ON ROLE {role} IS {literal(marker)}"
+                )
+            else:
+                # Ours, from an attempt whose outcome was lost: only the new password counts.
+                await connection.execute(
+                    f"ALTER ROLE {role} PASSWORD {literal(verifier)} CONNECTION LIMIT {limit}"
+                )
 
     async def _ensure_database(self, server_id: str, configuration: PostgresConfiguration) -> None:
-        database, role = configuration.database, configuration.owner_role
+        database, role = ident(configuration.database), ident(configuration.owner_role)
         async with (await self._pool(server_id)).acquire() as connection:
             owner = await connection.fetchval(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                configuration.database,
             )
             if owner is None:
-                await _ddl(connection, "CREATE DATABASE %I OWNER %I", database, role)
-            elif owner != role:
+                await connection.execute(f"CREATE DATABASE {database} OWNER {role}")
+            elif owner != configuration.owner_role:
                 raise TargetConflict(f"database {database} already exists in {server_id}")
-            await _ddl(connection, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", database)
+            await connection.execute(
+                f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"
+            )
         if configuration.extensions:
-            pool = await self._pool(server_id, database)
+            pool = await self._pool(server_id, configuration.database)
             async with pool.acquire() as connection:
                 for extension in configuration.extensions:
-                    await _ddl(connection, "CREATE EXTENSION IF NOT EXISTS %I", extension)
+                    await connection.execute(f"CREATE EXTENSION IF NOT EXISTS {ident(extension)}")
+
+    async def _ensure_shared_database(self, server_id: str, database: str) -> None:
+        if (server_id, database) in self._shared_ready:
+            return
+        group = ident(connect_group(database))
+        async with (await self._pool(server_id)).acquire() as connection:
+            if not await connection.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", database
+            ):
+                # Another deployer replica may create it at the same time.
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                    await connection.execute(f"CREATE DATABASE {ident(database)}")
+            if not await connection.fetchval(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1", connect_group(database)
+            ):
+                with contextlib.suppress(asyncpg.DuplicateObjectError):
+                    await connection.execute(f"CREATE ROLE {group} NOLOGIN")
+            await connection.execute(
+                f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(database)} FROM PUBLIC;"
+                f" GRANT CONNECT ON DATABASE {ident(database)} TO {group}"
+            )
+        self._shared_ready.add((server_id, database))
 
     async def _ensure_schema(self, server_id: str, configuration: PostgresConfiguration) -> None:
         assert configuration.schema_name is not None
-        database, schema, role = (
-            configuration.database,
-            configuration.schema_name,
-            configuration.owner_role,
-        )
+        database, schema = configuration.database, configuration.schema_name
+        role = ident(configuration.owner_role)
+        await self._ensure_shared_database(server_id, database)
         async with (await self._pool(server_id)).acquire() as connection:
-            exists = await connection.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", database
-            )
-            if exists is None:
-                # Another deployer replica may create it at the same time.
-                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                    await _ddl(connection, "CREATE DATABASE %I", database)
-                await _ddl(
-                    connection, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", database
-                )
-            await _ddl(connection, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
+            await connection.execute(f"GRANT {ident(connect_group(database))} TO {role}")
         async with (await self._pool(server_id, database)).acquire() as connection:
             owner = await connection.fetchval(
                 "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", schema
             )
             if owner is None:
-                await _ddl(connection, "CREATE SCHEMA %I AUTHORIZATION %I", schema, role)
-            elif owner != role:
+                await connection.execute(f"CREATE SCHEMA {ident(schema)} AUTHORIZATION {role}")
+            elif owner != configuration.owner_role:
                 raise TargetConflict(f"schema {schema} already exists in {server_id}/{database}")
 
     async def _verify(

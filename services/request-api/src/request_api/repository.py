@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,8 +22,11 @@ async def add_request(
     parameters: dict[str, Any],
     requester: str,
 ) -> ProvisioningRequest:
+    now = datetime.now(UTC)
     request = ProvisioningRequest(
         id=request_id,
+        created_at=now,
+        updated_at=now,
         catalog_item=catalog_item,
         parameters=parameters,
         requester=requester,
@@ -30,8 +34,6 @@ async def add_request(
         reasons=[],
     )
     session.add(request)
-    await session.flush()
-    await session.refresh(request)
     return request
 
 
