@@ -68,7 +68,8 @@ async def pipeline(stack: Stack, count: int, rate: float) -> PipelineResult:
                         finished[envelope.subject] = (now, envelope.type)
 
     headers = {"Authorization": f"Bearer {stack.admin_key()}"}
-    limits = httpx.Limits(max_connections=50)
+    # Drop idle connections before the server (keep-alive 5 s) does, or a POST races its close.
+    limits = httpx.Limits(max_connections=50, keepalive_expiry=2.0)
     async with httpx.AsyncClient(
         base_url=stack.service_url("request-api"), headers=headers, limits=limits, timeout=30
     ) as api:

@@ -1,14 +1,21 @@
 """The consume loop: the one place that turns Kafka messages into handler calls.
 
-For each batch from `getmany`: one database transaction records every event id in the inbox
-(an id seen before is skipped), runs each handler in a savepoint, and stages what handlers
-emit in the outbox. Offsets are committed only after that transaction commits, so a crash in
-between redelivers messages whose ids the inbox already holds: no effect is applied twice.
+For each batch from `getmany`, each partition's messages are processed in one database
+transaction (partitions side by side, each in order): it records every event id in the inbox
+(an id seen before is skipped), runs the handlers and stages what they emit in the outbox.
+Offsets are committed only after those transactions commit, so a crash in between redelivers
+messages whose ids the inbox already holds: no effect is applied twice.
+
+The fast path runs a batch's handlers without savepoints. If one fails, the transaction is
+rolled back and the batch is run again with a savepoint per message, so that failing message
+can be retried and dead-lettered alone. Handlers must therefore tolerate running again, which
+the inbox cannot spare them anyway for effects outside the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -62,6 +69,10 @@ class Delivery:
     @property
     def headers(self) -> tracing.Headers:
         return tracing.decode_kafka_headers(self.record.headers)
+
+
+class _HandlerFailed(Exception):
+    """A handler failed on the fast path: run the batch again, one savepoint per message."""
 
 
 class Consumer:
@@ -143,8 +154,7 @@ class Consumer:
             batches = await kafka.getmany(timeout_ms=500, max_records=self._options.batch_size)
             if not batches:
                 continue
-            records = [record for tp in sorted(batches) for record in batches[tp]]
-            await self._process_until_done(records)
+            await asyncio.gather(*(self._process_until_done(batches[tp]) for tp in sorted(batches)))
             await self._commit(kafka, batches)
 
     async def _commit(
@@ -181,20 +191,33 @@ class Consumer:
         deliveries = [d for d in map(self._decode, records) if d is not None]
         if not deliveries:
             return
+        try:
+            outcomes = await self._process_batch(deliveries, isolated=False)
+        except _HandlerFailed:
+            outcomes = await self._process_batch(deliveries, isolated=True)
+        for delivery, outcome in outcomes:
+            self._metrics.messages_processed.labels(self._type_of(delivery), outcome).inc()
+            if outcome == "dead_lettered":
+                self._metrics.dead_letters.labels(delivery.record.topic).inc()
+        self._on_commit()
+
+    async def _process_batch(
+        self, deliveries: list[Delivery], *, isolated: bool
+    ) -> list[tuple[Delivery, str]]:
+        outcomes = []
         async with self._session_factory() as session, session.begin():
             fresh = await self._claim(session, [d.event_id for d in deliveries])
             for delivery in deliveries:
                 if delivery.event_id not in fresh:
-                    self._metrics.messages_processed.labels(
-                        self._type_of(delivery), "duplicate"
-                    ).inc()
+                    outcomes.append((delivery, "duplicate"))
                     continue
                 fresh.discard(delivery.event_id)
                 if delivery.undecodable is not None:
                     self._dead_letter(session, delivery, delivery.undecodable)
+                    outcomes.append((delivery, "dead_lettered"))
                 else:
-                    await self._handle(session, delivery)
-        self._on_commit()
+                    outcomes.append((delivery, await self._handle(session, delivery, isolated)))
+        return outcomes
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
         synthetic_id = uuid.uuid5(
@@ -252,7 +275,9 @@ class Consumer:
         )
         return set((await session.scalars(statement)).all())
 
-    async def _handle(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def _handle(self, session: AsyncSession, delivery: Delivery, isolated: bool) -> str:
+        """Run the handler; returns the outcome. Not isolated: the first failure aborts the
+        batch. Isolated: retried in a savepoint, then dead-lettered."""
         assert delivery.envelope is not None
         envelope, record = delivery.envelope, delivery.record
         with self._tracer.start_as_current_span(
@@ -276,17 +301,18 @@ class Consumer:
                 attempt += 1
                 started = time.perf_counter()
                 try:
-                    await self._run_handler(session, delivery)
-                    self._metrics.messages_processed.labels(envelope.type, "handled").inc()
-                    return
+                    await self._run_handler(session, delivery, savepoint=isolated)
+                    return "handled"
                 except Exception as error:
                     if is_infrastructure_error(error):
                         raise
                     span.record_exception(error)
+                    if not isolated:
+                        raise _HandlerFailed from error
                     if isinstance(error, PermanentError) or attempt >= self._options.max_attempts:
                         span.set_status(Status(StatusCode.ERROR, describe(error, limit=200)))
                         self._give_up(session, delivery, describe(error))
-                        return
+                        return "dead_lettered"
                     log.warning(
                         "%s %s failed (attempt %d): %s",
                         envelope.type,
@@ -300,10 +326,12 @@ class Consumer:
                         time.perf_counter() - started
                     )
 
-    async def _run_handler(self, session: AsyncSession, delivery: Delivery) -> None:
+    async def _run_handler(
+        self, session: AsyncSession, delivery: Delivery, *, savepoint: bool
+    ) -> None:
         assert delivery.envelope is not None
         context = HandlerContext(session=session, envelope=delivery.envelope, deps=self._deps)
-        async with session.begin_nested():
+        async with session.begin_nested() if savepoint else contextlib.nullcontext():
             if delivery.registration is not None:
                 await delivery.registration.handler(delivery.event, context)
             elif self._router.fallback is not None:
@@ -338,8 +366,6 @@ class Consumer:
                 ("deadletter.consumer_group", self._service),
             ],
         )
-        self._metrics.dead_letters.labels(record.topic).inc()
-        self._metrics.messages_processed.labels(self._type_of(delivery), "dead_lettered").inc()
 
     @staticmethod
     def _type_of(delivery: Delivery) -> str:

@@ -88,10 +88,18 @@ class PostgresTargets:
         server = self._server(server_id)
         try:
             async with asyncio.timeout(self._timeout_s * 3):
-                await self._ensure_role(server_id, configuration, request_id, password)
                 if configuration.schema_name is None:
+                    await self._ensure_role(server_id, configuration, request_id, password)
                     await self._ensure_database(server_id, configuration)
                 else:
+                    await self._ensure_shared_database(server_id, configuration.database)
+                    await self._ensure_role(
+                        server_id,
+                        configuration,
+                        request_id,
+                        password,
+                        member_of=connect_group(configuration.database),
+                    )
                     await self._ensure_schema(server_id, configuration)
                 await self._verify(server, configuration, password)
         except (TargetConflict, TargetUnavailable):
@@ -135,8 +143,10 @@ class PostgresTargets:
         configuration: PostgresConfiguration,
         request_id: uuid.UUID,
         password: str,
+        member_of: str | None = None,
     ) -> None:
         role, marker = ident(configuration.owner_role), _marker(request_id)
+        in_group = f" IN ROLE {ident(member_of)}" if member_of else ""
         verifier = scram_sha256_verifier(password)
         if not _SCRAM_VERIFIER.match(verifier):
             raise PermanentError("unexpected SCRAM verifier format")
@@ -155,12 +165,15 @@ class PostgresTargets:
                 # One simple query: its statements commit together or not at all.
                 await connection.execute(
                     f"CREATE ROLE {role} LOGIN PASSWORD {literal(verifier)}"
-                    f" CONNECTION LIMIT {limit}; COMMENT ON ROLE {role} IS {literal(marker)}"
+                    f" CONNECTION LIMIT {limit}{in_group};"
+                    f" COMMENT ON ROLE {role} IS {literal(marker)}"
                 )
             else:
                 # Ours, from an attempt whose outcome was lost: only the new password counts.
+                grant = f"; GRANT {ident(member_of)} TO {role}" if member_of else ""
                 await connection.execute(
                     f"ALTER ROLE {role} PASSWORD {literal(verifier)} CONNECTION LIMIT {limit}"
+                    + grant
                 )
 
     async def _ensure_database(self, server_id: str, configuration: PostgresConfiguration) -> None:
@@ -209,9 +222,6 @@ class PostgresTargets:
         assert configuration.schema_name is not None
         database, schema = configuration.database, configuration.schema_name
         role = ident(configuration.owner_role)
-        await self._ensure_shared_database(server_id, database)
-        async with (await self._pool(server_id)).acquire() as connection:
-            await connection.execute(f"GRANT {ident(connect_group(database))} TO {role}")
         async with (await self._pool(server_id, database)).acquire() as connection:
             owner = await connection.fetchval(
                 "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", schema
