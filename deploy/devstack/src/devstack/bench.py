@@ -224,7 +224,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=2000)
     parser.add_argument(
-        "-r", "--rate", type=float, default=100.0, help="requests offered per second"
+        "-r", "--rate", type=float, default=20.0, help="requests offered per second"
     )
     arguments = parser.parse_args()
     asyncio.run(main(arguments.count, arguments.rate))

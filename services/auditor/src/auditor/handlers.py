@@ -26,4 +26,4 @@ async def record_event(envelope: Envelope, ctx: HandlerContext[None]) -> None:
     )
     record.prev_hash = await repository.last_hash(ctx.session)
     record.hash = chain.record_hash(record.prev_hash, repository.content_of(record))
-    await repository.append(ctx.session, record)
+    repository.append(ctx.session, record)

@@ -41,9 +41,10 @@ async def last_hash(session: AsyncSession) -> str:
     return str(tail)
 
 
-async def append(session: AsyncSession, record: AuditRecord) -> None:
+def append(session: AsyncSession, record: AuditRecord) -> None:
+    """Queue the record; a batch's records go to the database in one multi-row INSERT, in
+    the order they were appended (which is the order of their sequence numbers)."""
     session.add(record)
-    await session.flush()
     session.info[_TAIL] = record.hash
 
 

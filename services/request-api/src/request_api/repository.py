@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,16 +49,23 @@ async def move_request(
     reasons: list[dict[str, Any]] | None = None,
     resource_id: uuid.UUID | None = None,
 ) -> bool:
-    request = await session.get(ProvisioningRequest, request_id, with_for_update=True)
-    if request is None or not lifecycle.may_move(request.status, status):
-        return False
-    request.status = status
+    """Move the request to `status` unless it is already further along (one statement)."""
+    changes: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if reasons is not None:
-        request.reasons = reasons
+        changes["reasons"] = reasons
     if resource_id is not None:
-        request.resource_id = resource_id
-    await session.flush()
-    return True
+        changes["resource_id"] = resource_id
+    moved = await session.execute(
+        update(ProvisioningRequest)
+        .where(
+            ProvisioningRequest.id == request_id,
+            ProvisioningRequest.status.in_(lifecycle.may_move_from(status)),
+        )
+        .values(**changes)
+        # No ORM object of this row is loaded in a consumer's session: nothing to synchronise.
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 async def add_resource(session: AsyncSession, **columns: Any) -> None:
