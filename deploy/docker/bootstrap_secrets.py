@@ -13,12 +13,8 @@ import base64
 import os
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-
-import apikeys
-
-ADMIN_KEY_NAME = "bootstrap-admin"
-ADMIN_SCOPES = ["admin"]
+from apikeys import bootstrap
+from apikeys.bootstrap import write_private
 
 
 def ensure_credentials_key(path: Path) -> None:
@@ -28,33 +24,9 @@ def ensure_credentials_key(path: Path) -> None:
 
 def ensure_admin_key(path: Path, identity_database_url: str) -> None:
     current = path.read_text().strip() if path.exists() else None
-    key = asyncio.run(valid_admin_key(identity_database_url, current))
+    key = asyncio.run(bootstrap.ensure_admin_key(identity_database_url, current))
     if key != current:
         write_private(path, key)
-
-
-async def valid_admin_key(identity_database_url: str, current: str | None) -> str:
-    """`current` if it still verifies, else a new key stored in the identity database."""
-    engine = create_async_engine(identity_database_url)
-    try:
-        await apikeys.ensure_schema(engine)
-        # This script is the outermost caller, so it owns the transaction.
-        async with AsyncSession(engine) as session, session.begin():
-            if current and await apikeys.verify_key(session, current) is not None:
-                return current
-            return await apikeys.create_key(session, name=ADMIN_KEY_NAME, scopes=ADMIN_SCOPES)
-    finally:
-        await engine.dispose()
-
-
-def write_private(path: Path, content: str) -> None:
-    # Mode 600 from the first byte, then renamed into place: never readable by others.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(content + "\n")
-    tmp.replace(path)
 
 
 def main() -> None:

@@ -5,11 +5,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import httpx
 
 from devstack.stack import Stack
 
 TERMINAL = {"completed", "rejected", "failed"}
+SERVICES = ("request-api", "validator", "allocator", "configurator", "deployer", "auditor")
+
+
+async def login(outputs: dict[str, Any], credentials: dict[str, str]) -> asyncpg.Connection:
+    """Connect as a requester would, with a resource's outputs and revealed credentials."""
+    return await asyncpg.connect(
+        host=outputs["host"],
+        port=outputs["port"],
+        user=credentials["username"],
+        password=credentials["password"],
+        database=outputs["database"],
+    )
 
 
 class Platform:

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from tests.e2e.client import Platform
+from tests.e2e.client import SERVICES, Platform
 
 pytestmark = pytest.mark.integration
 
@@ -97,13 +97,6 @@ async def test_unknown_ids_are_404_and_bad_ids_are_422(platform: Platform):
 
 async def test_every_service_stays_ready_after_the_abuse(platform: Platform):
     async with httpx.AsyncClient() as client:
-        for name in (
-            "request-api",
-            "validator",
-            "allocator",
-            "configurator",
-            "deployer",
-            "auditor",
-        ):
+        for name in SERVICES:
             answer = await client.get(f"{platform.stack.service_url(name)}/readyz")
             assert answer.status_code == 200, (name, answer.text)

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from tests.e2e.client import Platform
+from tests.e2e.client import SERVICES, Platform, login
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,7 @@ async def test_a_database_request_completes_and_its_credentials_log_in(platform:
     credentials = reveal.json()
     assert credentials["username"] == outputs["username"]
 
-    connection = await asyncpg.connect(
-        host=outputs["host"],
-        port=outputs["port"],
-        user=credentials["username"],
-        password=credentials["password"],
-        database=outputs["database"],
-    )
+    connection = await login(outputs, credentials)
     try:
         assert await connection.fetchval("SELECT current_database()") == name
         await connection.execute("CREATE TABLE t (x citext)")
@@ -82,14 +76,7 @@ async def assert_secret_is_nowhere(platform: Platform, secret: str) -> None:
         for path in folder.iterdir():
             assert secret not in path.read_text(errors="replace"), path
     async with httpx.AsyncClient() as client:
-        for name in (
-            "request-api",
-            "validator",
-            "allocator",
-            "configurator",
-            "deployer",
-            "auditor",
-        ):
+        for name in SERVICES:
             metrics = await client.get(f"{platform.stack.service_url(name)}/metrics")
             assert metrics.status_code == 200 and "events_processed" in metrics.text
             assert secret not in metrics.text
@@ -104,13 +91,7 @@ async def test_a_schema_request_gives_a_schema_its_role_can_use(platform: Platfo
     resource = (await platform.api.get(f"/v1/resources/{request['resource_id']}")).json()
     outputs = resource["outputs"]
     credentials = (await platform.api.get(f"/v1/resources/{resource['id']}/credentials")).json()
-    connection = await asyncpg.connect(
-        host=outputs["host"],
-        port=outputs["port"],
-        user=credentials["username"],
-        password=credentials["password"],
-        database=outputs["database"],
-    )
+    connection = await login(outputs, credentials)
     try:
         await connection.execute(f"CREATE TABLE {name}.things (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

@@ -1,0 +1,37 @@
+"""The first admin key of a fresh installation, kept in a file only its owner can read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from apikeys.store import create_key, ensure_schema, verify_key
+
+ADMIN_KEY_NAME = "bootstrap-admin"
+ADMIN_SCOPES = ["admin"]
+
+
+async def ensure_admin_key(identity_database_url: str, current: str | None) -> str:
+    """`current` if it still verifies, else a new admin key stored in the identity database."""
+    engine = create_async_engine(identity_database_url)
+    try:
+        await ensure_schema(engine)
+        # The bootstrap is the outermost caller, so it owns the transaction.
+        async with AsyncSession(engine) as session, session.begin():
+            if current and await verify_key(session, current) is not None:
+                return current
+            return await create_key(session, name=ADMIN_KEY_NAME, scopes=ADMIN_SCOPES)
+    finally:
+        await engine.dispose()
+
+
+def write_private(path: Path, content: str) -> None:
+    """Mode 600 from the first byte, then renamed into place: never readable by others."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(content + "\n")
+    tmp.replace(path)
