@@ -10,7 +10,7 @@ import httpx
 
 from devstack.stack import Stack
 
-TERMINAL = {"completed", "rejected", "failed"}
+TERMINAL = {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
 SERVICES = ("request-api", "validator", "allocator", "configurator", "deployer", "auditor")
 
 
@@ -63,3 +63,47 @@ class Platform:
             if loop.time() > deadline:
                 raise AssertionError(f"request {request_id} stuck in {request['status']}")
             await asyncio.sleep(0.2)
+
+
+async def fetchval(stack: Stack, database: str, query: str, *args: Any) -> Any:
+    connection = await asyncpg.connect(stack.database_dsn(database))
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
+
+
+async def usage(stack: Stack, tenant: str = "default") -> dict[str, Any]:
+    """What the allocator holds: capacity used per item and the tenant's quota usage."""
+    connection = await asyncpg.connect(stack.database_dsn("allocator"))
+    try:
+        capacity = await connection.fetch(
+            "SELECT server_id, catalog_item, used FROM server_capacity ORDER BY 1, 2"
+        )
+        quotas = await connection.fetch(
+            "SELECT dimension, held, committed FROM tenant_quotas WHERE tenant = $1 ORDER BY 1",
+            tenant,
+        )
+    finally:
+        await connection.close()
+    return {
+        "capacity": [tuple(row) for row in capacity],
+        "quotas": [tuple(row) for row in quotas],
+    }
+
+
+async def key_for(stack: Stack, *, name: str, tenant: str, roles: list[str]) -> str:
+    """A new API key for a person of `tenant` (the admin API for keys is still to come)."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from apikeys import create_key, ensure_schema
+
+    engine = create_async_engine(stack.database_url("identity"))
+    try:
+        await ensure_schema(engine)
+        async with AsyncSession(engine) as session, session.begin():
+            return await create_key(
+                session, name=name, scopes=["requests"], tenant=tenant, roles=roles
+            )
+    finally:
+        await engine.dispose()

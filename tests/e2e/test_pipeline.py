@@ -17,6 +17,8 @@ PIPELINE_EVENTS = [
     "request.validated",
     "resource.allocated",
     "resource.configured",
+    "resource.deployed",
+    "resource.verified",
     "provisioning.completed",
 ]
 
@@ -119,9 +121,11 @@ async def test_policy_rejections_come_back_with_reasons(platform: Platform):
         (await platform.submit("postgres_database", name="postgres"))["id"]
     )
     assert request["status"] == "rejected"
-    assert request["reasons"] == [
-        {"field": "parameters.name", "message": "'postgres' is a reserved name"}
-    ]
+    [reason] = request["reasons"]
+    assert reason["code"] == "reserved_name" and reason["step"] == "validation"
+    assert reason["field"] == "parameters.name"
+    assert reason["message"] == "'postgres' is a reserved name"
+    assert reason["policy"].startswith("catalog-")
 
 
 async def test_every_v1_endpoint_needs_a_valid_key(platform: Platform):

@@ -36,6 +36,10 @@ class StackConfig:
     partitions: int = 6
     # Durability matters for `make up` (state survives a power cut); tests start fresh anyway.
     pg_fsync: bool = True
+    # The organisation the allocator applies at start: tenants and their quotas.
+    seed_file: str = "deploy/seed/organisation.json"
+    # Chaos testing: the test stack lets a request ask for a failure at any step.
+    inject_faults: bool = False
 
     @classmethod
     def default(cls, repo: Path) -> StackConfig:
@@ -58,6 +62,8 @@ class StackConfig:
             kafka_controller_port=19093,
             service_ports=_ports_from(18000),
             pg_fsync=False,
+            seed_file="tests/seed/organisation.json",
+            inject_faults=True,
         )
 
     @property

@@ -38,6 +38,15 @@ def url(config: StackConfig, name: str, replica: int = 0) -> str:
     return f"http://127.0.0.1:{port(config, name, replica)}"
 
 
+# A request whose name contains the marker fails at that point (test stack only).
+FAULT_POINTS = {
+    "validator": {"request.submitted": "fault_at_validate"},
+    "allocator": {"request.validated": "fault_at_allocate"},
+    "configurator": {"resource.allocated": "fault_at_configure"},
+    "deployer": {"resource.configured": "fault_at_deploy", "deployer.verify": "fault_at_verify"},
+}
+
+
 def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, str]:
     """The variables the stack sets for one service (on top of the caller's environment)."""
     module = SERVICE_MODULES[name]
@@ -54,6 +63,9 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["DEPLOYER_URL"] = url(config, "deployer")
     if name == "allocator":
         env["SERVER_POOL"] = json.dumps(SERVER_POOL)
+        env["SEED_FILE"] = str(config.repo / config.seed_file)
+    if config.inject_faults and name in FAULT_POINTS:
+        env["INJECT_FAULTS"] = json.dumps(FAULT_POINTS[name])
     if name == "deployer":
         target = {
             "admin_dsn": postgres.dsn(config, "postgres"),

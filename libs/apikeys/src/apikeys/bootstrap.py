@@ -22,7 +22,13 @@ async def ensure_admin_key(identity_database_url: str, current: str | None) -> s
         async with AsyncSession(engine) as session, session.begin():
             if current and await verify_key(session, current) is not None:
                 return current
-            return await create_key(session, name=ADMIN_KEY_NAME, scopes=ADMIN_SCOPES)
+            return await create_key(
+                session,
+                name=ADMIN_KEY_NAME,
+                scopes=ADMIN_SCOPES,
+                tenant="default",
+                roles=["admin", "requester"],
+            )
     finally:
         await engine.dispose()
 

@@ -18,6 +18,8 @@ class Caller:
     key_id: str
     name: str
     scopes: tuple[str, ...]
+    tenant: str
+    roles: tuple[str, ...]
 
 
 def bearer_auth(
@@ -31,6 +33,12 @@ def bearer_auth(
             key = await verify_key(session, presented.strip())
         if key is None:
             raise HTTPException(401, "Invalid API key", headers=UNAUTHORIZED_HEADERS)
-        return Caller(key_id=str(key.id), name=key.name, scopes=tuple(key.scopes))
+        return Caller(
+            key_id=str(key.id),
+            name=key.name,
+            scopes=tuple(key.scopes),
+            tenant=key.tenant,
+            roles=tuple(key.roles),
+        )
 
     return authenticate

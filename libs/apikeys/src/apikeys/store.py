@@ -32,6 +32,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(50)))
+    # Whose resources the key's holder acts on, and what they may do there.
+    tenant: Mapped[str] = mapped_column(String(100), default="default")
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -47,10 +50,25 @@ async def ensure_schema(engine: AsyncEngine) -> None:
         await connection.run_sync(Base.metadata.create_all)
 
 
-async def create_key(session: AsyncSession, *, name: str, scopes: list[str]) -> str:
+async def create_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    scopes: list[str],
+    tenant: str = "default",
+    roles: list[str] | None = None,
+) -> str:
     """Store a new key and return its plaintext, which is never stored nor shown again."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(name=name, secret_hash=_hash(secret), scopes=scopes))
+    session.add(
+        ApiKey(
+            name=name,
+            secret_hash=_hash(secret),
+            scopes=scopes,
+            tenant=tenant,
+            roles=roles if roles is not None else ["requester"],
+        )
+    )
     await session.flush()
     return secret
 

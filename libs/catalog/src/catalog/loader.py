@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +26,19 @@ class CatalogItem:
     parameters_schema: dict[str, Any]
     policy: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    allowed_roles: tuple[str, ...] = ("requester", "admin")
+    # {"capacity_pool": ..., "quota": {dimension: amount or {"parameter": ..., "default": ...}}}
+    allocation: dict[str, Any] = field(default_factory=dict)
+    monthly_cost: float = 0.0
+
+    def quota_needs(self, parameters: dict[str, Any]) -> dict[str, int]:
+        """How much of each tenant quota dimension one of this item consumes."""
+        needs = {}
+        for dimension, amount in self.allocation.get("quota", {}).items():
+            if isinstance(amount, dict):
+                amount = parameters.get(amount["parameter"], amount.get("default", 0))
+            needs[dimension] = int(amount)
+        return needs
 
     def schema_problems(self, parameters: Any) -> list[ParameterProblem]:
         """Every way `parameters` fails the item's JSON Schema, each naming its field."""
@@ -52,12 +66,16 @@ class CatalogItem:
             "title": self.title,
             "description": self.description,
             "parameters": self.parameters_schema,
+            "allowed_roles": list(self.allowed_roles),
+            "monthly_cost": self.monthly_cost,
         }
 
 
 @dataclass(frozen=True)
 class Catalog:
     items: dict[str, CatalogItem]
+    # Names the policy that decided: a digest of every item file.
+    version: str = ""
 
     def get(self, name: str) -> CatalogItem | None:
         return self.items.get(name)
@@ -66,10 +84,13 @@ class Catalog:
 def load_catalog() -> Catalog:
     folder = resources.files("catalog") / "items"
     items = {}
+    digest = hashlib.sha256()
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".json"):
             continue
-        data = json.loads(entry.read_text())
+        text = entry.read_text()
+        digest.update(text.encode())
+        data = json.loads(text)
         Draft202012Validator.check_schema(data["parameters"])
         item = CatalogItem(
             name=data["name"],
@@ -78,9 +99,12 @@ def load_catalog() -> Catalog:
             parameters_schema=data["parameters"],
             policy=data.get("policy", {}),
             defaults=data.get("defaults", {}),
+            allowed_roles=tuple(data.get("allowed_roles", ("requester", "admin"))),
+            allocation=data.get("allocation", {}),
+            monthly_cost=float(data.get("cost", {}).get("monthly", 0.0)),
         )
         items[item.name] = item
-    return Catalog(items)
+    return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")
 
 
 def _short(message: str, limit: int = 300) -> str:

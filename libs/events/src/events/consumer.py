@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -33,7 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from events import tracing
 from events.context import HandlerContext
 from events.envelope import Envelope, Event
-from events.errors import PermanentError, UndecodableMessage, describe, is_infrastructure_error
+from events.errors import (
+    InjectedFault,
+    PermanentError,
+    UndecodableMessage,
+    describe,
+    is_infrastructure_error,
+)
 from events.metrics import RuntimeMetrics
 from events.outbox import stage, stage_raw
 from events.router import Registration, Router
@@ -53,6 +60,7 @@ class ConsumerOptions:
     retry_backoff_s: float = 0.2
     session_timeout_ms: int = 10_000
     kafka_timeout_s: float = 15.0
+    inject_faults: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -330,6 +338,7 @@ class Consumer:
         self, session: AsyncSession, delivery: Delivery, *, savepoint: bool
     ) -> None:
         assert delivery.envelope is not None
+        self._maybe_inject_fault(delivery.envelope)
         context = HandlerContext(session=session, envelope=delivery.envelope, deps=self._deps)
         async with session.begin_nested() if savepoint else contextlib.nullcontext():
             if delivery.registration is not None:
@@ -338,6 +347,11 @@ class Consumer:
                 await self._router.fallback(delivery.envelope, context)
             for event in context.emitted:
                 stage(session, event, source=self._service)
+
+    def _maybe_inject_fault(self, envelope: Envelope) -> None:
+        marker = self._options.inject_faults.get(envelope.type)
+        if marker and marker in json.dumps(envelope.data):
+            raise InjectedFault(f"fault injected at {envelope.type}")
 
     def _give_up(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         self._dead_letter(session, delivery, reason)

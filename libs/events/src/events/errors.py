@@ -19,6 +19,10 @@ class PermanentError(Exception):
     """Raised by a handler that knows retrying cannot help: dead-letter at once."""
 
 
+class InjectedFault(PermanentError):
+    """A failure asked for by the `inject_faults` setting (chaos testing)."""
+
+
 class RetryableError(Exception):
     """Raised by a handler when an outside system failed: retry with backoff, bounded."""
 

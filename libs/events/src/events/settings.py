@@ -24,6 +24,10 @@ class ServiceSettings(BaseSettings):
     kafka_timeout_s: float = 15.0
     relay_batch_size: int = 500
     max_body_bytes: int = 64 * 1024
+    # Chaos testing, off unless set: {fault point: marker}. A fault point is an event type
+    # (its handler fails before running) or a point a service names inside a handler; the
+    # fault fires for messages whose data contains the marker.
+    inject_faults: dict[str, str] = {}
 
     def consumer_options(self) -> ConsumerOptions:
         return ConsumerOptions(
@@ -32,4 +36,5 @@ class ServiceSettings(BaseSettings):
             retry_backoff_s=self.handler_retry_backoff_s,
             session_timeout_ms=self.kafka_session_timeout_ms,
             kafka_timeout_s=self.kafka_timeout_s,
+            inject_faults=self.inject_faults,
         )

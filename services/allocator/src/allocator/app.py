@@ -1,21 +1,31 @@
-"""Allocator: places each validated request on a pool server with room, never over-filling."""
+"""Allocator: places each validated request on a pool server with room, within its tenant's
+quota, never over-filling either."""
 
 from __future__ import annotations
 
-from functools import partial
+import json
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from allocator import handlers, models, repository
 from allocator.settings import Settings
+from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = ServiceRuntime(settings, metadata=[models.Base.metadata], routers=[handlers.router])
-    return create_service_app(
-        runtime,
-        title="allocator",
-        prepare=partial(repository.sync_pool, pool=settings.server_pool),
+    organisation = json.loads(settings.seed_file.read_text()) if settings.seed_file else {}
+    runtime = ServiceRuntime(
+        settings,
+        metadata=[models.Base.metadata],
+        routers=[handlers.router],
+        deps=handlers.Deps(catalog=load_catalog()),
     )
+
+    async def prepare(session: AsyncSession) -> None:
+        await repository.sync_pool(session, settings.server_pool)
+        await repository.sync_quotas(session, organisation)
+
+    return create_service_app(runtime, title="allocator", prepare=prepare)

@@ -1,60 +1,145 @@
-"""Reactions of the allocator to events."""
+"""Reactions of the allocator to events: hold at allocation, commit at completion, release
+on rollback or deprovision."""
 
 from __future__ import annotations
 
-from allocator import repository
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func
+
+from allocator import repository, rules
+from allocator.models import Allocation
+from catalog import Catalog
 from events import HandlerContext, Router
-from events.contracts.allocation import AllocationFailed, ResourceAllocated
-from events.contracts.configuration import ConfigurationFailed
-from events.contracts.deployment import ProvisioningFailed
+from events.contracts.allocation import AllocationFailed, AllocationReleased, ResourceAllocated
+from events.contracts.configuration import ConfigurationFailed, ConfigurationRolledBack
+from events.contracts.deployment import ProvisioningCompleted
 from events.contracts.validation import RequestValidated
 
 router = Router()
 
 
-def allocation_failed(event: RequestValidated, reason: str) -> AllocationFailed:
-    return AllocationFailed(request_id=event.request_id, reason=reason)
+@dataclass(frozen=True)
+class Deps:
+    catalog: Catalog
+
+
+Context = HandlerContext[Deps]
+
+
+def allocation_failed(
+    event: RequestValidated, reason: str, code: str = "internal"
+) -> AllocationFailed:
+    return AllocationFailed(request_id=event.request_id, reason=reason, code=code)
 
 
 @router.on(RequestValidated, on_failure=allocation_failed)
-async def allocate(event: RequestValidated, ctx: HandlerContext[None]) -> None:
+async def allocate(event: RequestValidated, ctx: Context) -> None:
+    if event.operation == "deprovision":
+        await _locate_for_removal(event, ctx)
+        return
+    item = ctx.deps.catalog.get(event.catalog_item)
+    if item is None:
+        ctx.emit(allocation_failed(event, "the catalog item no longer exists", "unknown_item"))
+        return
     name = str(event.parameters["name"])
-    if await repository.name_in_use(ctx.session, catalog_item=event.catalog_item, name=name):
-        ctx.emit(allocation_failed(event, f"{event.catalog_item} {name!r} already exists"))
+    if await repository.name_in_use(ctx.session, catalog_item=item.name, name=name):
+        ctx.emit(allocation_failed(event, f"{item.name} {name!r} already exists", "name_taken"))
         return
-    server_id = await repository.reserve(ctx.session, catalog_item=event.catalog_item)
+    needs = item.quota_needs(event.parameters)
+    ledger = await repository.lock_ledger(ctx.session, tenant=event.tenant, dimensions=needs)
+    if problems := rules.problems(needs, ledger):
+        ctx.emit(allocation_failed(event, problems[0].message, "quota_exceeded"))
+        return
+    server_id = await repository.reserve_capacity(ctx.session, catalog_item=item.name)
     if server_id is None:
-        ctx.emit(
-            allocation_failed(event, f"no server in the pool has room for {event.catalog_item}")
-        )
+        ctx.emit(allocation_failed(event, f"no server has room for {item.name}", "out_of_stock"))
         return
+    await repository.save_ledger(ctx.session, tenant=event.tenant, ledger=rules.hold(needs, ledger))
     await repository.record(
         ctx.session,
-        request_id=event.request_id,
-        server_id=server_id,
-        catalog_item=event.catalog_item,
-        name=name,
+        Allocation(
+            request_id=event.request_id,
+            resource_id=event.resource_id,
+            tenant=event.tenant,
+            server_id=server_id,
+            catalog_item=item.name,
+            name=name,
+            quota=needs,
+        ),
     )
     ctx.emit(
         ResourceAllocated(
-            request_id=event.request_id,
-            catalog_item=event.catalog_item,
-            parameters=event.parameters,
-            requester=event.requester,
+            **event.model_dump(exclude={"type", "topic", "version"}),
             server_id=server_id,
+            quota=needs,
         )
     )
 
 
+async def _locate_for_removal(event: RequestValidated, ctx: Context) -> None:
+    """A deprovision takes nothing new: it finds where the resource lives."""
+    assert event.resource_id is not None
+    allocation = await repository.live_allocation_of_resource(ctx.session, event.resource_id)
+    if allocation is None:
+        ctx.emit(allocation_failed(event, "the resource holds no live allocation", "not_found"))
+        return
+    ctx.emit(
+        ResourceAllocated(
+            **event.model_dump(exclude={"type", "topic", "version"}),
+            server_id=allocation.server_id,
+            quota=allocation.quota,
+        )
+    )
+
+
+@router.on(ProvisioningCompleted)
+async def settle(event: ProvisioningCompleted, ctx: Context) -> None:
+    if event.operation == "provision":
+        allocation = await repository.allocation_of_request(ctx.session, event.request_id)
+        if allocation is not None and allocation.state == "held":
+            await _move(ctx, allocation, "committed")
+    else:
+        allocation = await repository.live_allocation_of_resource(ctx.session, event.resource_id)
+        if allocation is not None:
+            await _move(ctx, allocation, "released")
+        ctx.emit(
+            AllocationReleased(
+                request_id=event.request_id, operation="deprovision", reason="deprovisioned"
+            )
+        )
+
+
 @router.on(ConfigurationFailed)
-async def release_after_configuration_failure(
-    event: ConfigurationFailed, ctx: HandlerContext[None]
-) -> None:
-    await repository.release(ctx.session, request_id=event.request_id)
+async def release_after_configuration_failure(event: ConfigurationFailed, ctx: Context) -> None:
+    await _roll_back(ctx, event.request_id, "configuration failed")
 
 
-@router.on(ProvisioningFailed)
-async def release_after_deployment_failure(
-    event: ProvisioningFailed, ctx: HandlerContext[None]
-) -> None:
-    await repository.release(ctx.session, request_id=event.request_id)
+@router.on(ConfigurationRolledBack)
+async def release_after_rollback(event: ConfigurationRolledBack, ctx: Context) -> None:
+    await _roll_back(ctx, event.request_id, "deployment rolled back")
+
+
+async def _roll_back(ctx: Context, request_id: uuid.UUID, reason: str) -> None:
+    """Release a hold; a committed allocation (a live resource) is never rolled back."""
+    allocation = await repository.allocation_of_request(ctx.session, request_id)
+    if allocation is not None and allocation.state == "held":
+        await _move(ctx, allocation, "released")
+    ctx.emit(AllocationReleased(request_id=request_id, reason=reason))
+
+
+async def _move(ctx: Context, allocation: Allocation, state: str) -> None:
+    ledger = await repository.lock_ledger(
+        ctx.session, tenant=allocation.tenant, dimensions=allocation.quota
+    )
+    if state == "committed":
+        ledger = rules.commit(allocation.quota, ledger)
+    else:
+        ledger = rules.release(allocation.quota, ledger, committed=allocation.state == "committed")
+        await repository.release_capacity(
+            ctx.session, server_id=allocation.server_id, catalog_item=allocation.catalog_item
+        )
+        allocation.released_at = func.now()
+    await repository.save_ledger(ctx.session, tenant=allocation.tenant, ledger=ledger)
+    allocation.state = state

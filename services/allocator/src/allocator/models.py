@@ -1,4 +1,4 @@
-"""The allocator's tables: capacity per server and item, and one allocation per request."""
+"""The allocator's tables: server capacity, tenant quotas, and one allocation per request."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -23,22 +24,39 @@ class ServerCapacity(Base):
     used: Mapped[int] = mapped_column(default=0)
 
 
+class TenantQuota(Base):
+    __tablename__ = "tenant_quotas"
+    __table_args__ = (CheckConstraint("held >= 0 AND committed >= 0", name="no_negative_usage"),)
+
+    tenant: Mapped[str] = mapped_column(String(100), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(100), primary_key=True)
+    limit: Mapped[int]
+    warning: Mapped[int | None]
+    held: Mapped[int] = mapped_column(default=0)
+    committed: Mapped[int] = mapped_column(default=0)
+
+
 class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
         # One live resource per name and item across the pool: no double allocation.
         Index(
-            "one_active_name_per_item",
+            "one_live_name_per_item",
             "catalog_item",
             "name",
             unique=True,
-            postgresql_where=text("released_at IS NULL"),
+            postgresql_where=text("state <> 'released'"),
         ),
     )
 
     request_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    resource_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    tenant: Mapped[str] = mapped_column(String(100))
     server_id: Mapped[str] = mapped_column(String(100))
     catalog_item: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(100))
+    quota: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
+    # held (request in flight) -> committed (resource live) -> released
+    state: Mapped[str] = mapped_column(String(20), default="held")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allocator.models import Allocation, ServerCapacity
+from allocator.models import Allocation, ServerCapacity, TenantQuota
+from allocator.rules import Quota
 from allocator.settings import PoolServer
 
 
@@ -27,18 +30,55 @@ async def sync_pool(session: AsyncSession, pool: list[PoolServer]) -> None:
             )
 
 
+async def sync_quotas(session: AsyncSession, organisation: Mapping[str, Any]) -> None:
+    """Set every tenant's limits from the seed; usage is kept."""
+    for tenant, spec in organisation.get("tenants", {}).items():
+        for dimension, quota in spec.get("quotas", {}).items():
+            values = {"limit": int(quota["limit"]), "warning": quota.get("warning")}
+            await session.execute(
+                insert(TenantQuota)
+                .values(tenant=tenant, dimension=dimension, held=0, committed=0, **values)
+                .on_conflict_do_update(index_elements=["tenant", "dimension"], set_=values)
+            )
+
+
 async def name_in_use(session: AsyncSession, *, catalog_item: str, name: str) -> bool:
     found = await session.scalar(
         select(Allocation.request_id).where(
             Allocation.catalog_item == catalog_item,
             Allocation.name == name,
-            Allocation.released_at.is_(None),
+            Allocation.state != "released",
         )
     )
     return found is not None
 
 
-async def reserve(session: AsyncSession, *, catalog_item: str) -> str | None:
+async def lock_ledger(
+    session: AsyncSession, *, tenant: str, dimensions: Iterable[str]
+) -> dict[str, Quota]:
+    """The tenant's quotas on these dimensions, locked until commit (in a fixed order, so
+    concurrent requests never deadlock)."""
+    rows = (
+        await session.scalars(
+            select(TenantQuota)
+            .where(TenantQuota.tenant == tenant, TenantQuota.dimension.in_(sorted(dimensions)))
+            .order_by(TenantQuota.dimension)
+            .with_for_update()
+        )
+    ).all()
+    return {row.dimension: Quota(row.limit, row.warning, row.held, row.committed) for row in rows}
+
+
+async def save_ledger(session: AsyncSession, *, tenant: str, ledger: Mapping[str, Quota]) -> None:
+    for dimension, quota in ledger.items():
+        await session.execute(
+            update(TenantQuota)
+            .where(TenantQuota.tenant == tenant, TenantQuota.dimension == dimension)
+            .values(held=quota.held, committed=quota.committed)
+        )
+
+
+async def reserve_capacity(session: AsyncSession, *, catalog_item: str) -> str | None:
     """Take one unit on the server with the most room left; None when the pool is full.
 
     The row lock serialises concurrent reservations, and the check constraint is a last
@@ -54,43 +94,37 @@ async def reserve(session: AsyncSession, *, catalog_item: str) -> str | None:
         .limit(1)
         .with_for_update()
     )
-    if server_id is None:
-        return None
-    await session.execute(
-        update(ServerCapacity)
-        .where(ServerCapacity.server_id == server_id, ServerCapacity.catalog_item == catalog_item)
-        .values(used=ServerCapacity.used + 1)
-    )
+    if server_id is not None:
+        await _change_capacity(session, server_id, catalog_item, +1)
     return server_id
 
 
-async def record(
-    session: AsyncSession, *, request_id: uuid.UUID, server_id: str, catalog_item: str, name: str
-) -> None:
-    session.add(
-        Allocation(request_id=request_id, server_id=server_id, catalog_item=catalog_item, name=name)
+async def release_capacity(session: AsyncSession, *, server_id: str, catalog_item: str) -> None:
+    await _change_capacity(session, server_id, catalog_item, -1)
+
+
+async def _change_capacity(session: AsyncSession, server_id: str, item: str, delta: int) -> None:
+    await session.execute(
+        update(ServerCapacity)
+        .where(ServerCapacity.server_id == server_id, ServerCapacity.catalog_item == item)
+        .values(used=ServerCapacity.used + delta)
     )
+
+
+async def record(session: AsyncSession, allocation: Allocation) -> None:
+    session.add(allocation)
     await session.flush()
 
 
-async def release(session: AsyncSession, *, request_id: uuid.UUID) -> bool:
-    """Give the request's unit back; False if it held none (or already gave it back)."""
-    released = (
-        await session.execute(
-            update(Allocation)
-            .where(Allocation.request_id == request_id, Allocation.released_at.is_(None))
-            .values(released_at=func.now())
-            .returning(Allocation.server_id, Allocation.catalog_item)
-        )
-    ).first()
-    if released is None:
-        return False
-    await session.execute(
-        update(ServerCapacity)
-        .where(
-            ServerCapacity.server_id == released.server_id,
-            ServerCapacity.catalog_item == released.catalog_item,
-        )
-        .values(used=ServerCapacity.used - 1)
+async def allocation_of_request(session: AsyncSession, request_id: uuid.UUID) -> Allocation | None:
+    return await session.get(Allocation, request_id, with_for_update=True)
+
+
+async def live_allocation_of_resource(
+    session: AsyncSession, resource_id: uuid.UUID
+) -> Allocation | None:
+    return await session.scalar(
+        select(Allocation)
+        .where(Allocation.resource_id == resource_id, Allocation.state == "committed")
+        .with_for_update()
     )
-    return True

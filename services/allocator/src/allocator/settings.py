@@ -1,5 +1,7 @@
 """Allocator settings, from the environment."""
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from events import ServiceSettings
@@ -16,3 +18,5 @@ class Settings(ServiceSettings):
     server_pool: list[PoolServer] = [
         PoolServer(id="pg-local", capacity={"postgres_database": 200, "postgres_schema": 100_000})
     ]
+    # The organisation's tenants and their quotas (deploy/seed/organisation.json).
+    seed_file: Path | None = None

@@ -8,7 +8,12 @@ from catalog import Catalog
 from configurator import rules
 from events import HandlerContext, Router
 from events.contracts.allocation import ResourceAllocated
-from events.contracts.configuration import ConfigurationFailed, ResourceConfigured
+from events.contracts.configuration import (
+    ConfigurationFailed,
+    ConfigurationRolledBack,
+    ResourceConfigured,
+)
+from events.contracts.deployment import DeploymentRolledBack
 
 router = Router()
 
@@ -18,25 +23,27 @@ class Deps:
     catalog: Catalog
 
 
-def configuration_failed(event: ResourceAllocated, reason: str) -> ConfigurationFailed:
+def configuration_failed(
+    event: ResourceAllocated, reason: str, code: str = "internal"
+) -> ConfigurationFailed:
     return ConfigurationFailed(
-        request_id=event.request_id, server_id=event.server_id, reason=reason
+        request_id=event.request_id, server_id=event.server_id, reason=reason, code=code
     )
 
 
 @router.on(ResourceAllocated, on_failure=configuration_failed)
 async def configure(event: ResourceAllocated, ctx: HandlerContext[Deps]) -> None:
+    """The same rendering serves a deprovision: it names what to remove."""
     try:
         configuration = rules.render(ctx.deps.catalog.get(event.catalog_item), event.parameters)
     except rules.CannotConfigure as problem:
-        ctx.emit(configuration_failed(event, str(problem)))
+        ctx.emit(configuration_failed(event, str(problem), "no_template"))
         return
-    ctx.emit(
-        ResourceConfigured(
-            request_id=event.request_id,
-            catalog_item=event.catalog_item,
-            requester=event.requester,
-            server_id=event.server_id,
-            configuration=configuration,
-        )
-    )
+    facts = event.model_dump(exclude={"type", "topic", "version", "server_id", "quota"})
+    ctx.emit(ResourceConfigured(**facts, server_id=event.server_id, configuration=configuration))
+
+
+@router.on(DeploymentRolledBack)
+async def undo_configuration(event: DeploymentRolledBack, ctx: HandlerContext[Deps]) -> None:
+    """Configuration keeps no state, so undoing it is passing the rollback on."""
+    ctx.emit(ConfigurationRolledBack(request_id=event.request_id, server_id=event.server_id))

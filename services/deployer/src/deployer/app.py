@@ -16,7 +16,11 @@ from events import ServiceRuntime, create_service_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     cipher = CredentialCipher.from_key_file(settings.credentials_key_file)
-    targets = PostgresTargets(settings.target_servers, timeout_s=settings.target_timeout_s)
+    targets = PostgresTargets(
+        settings.target_servers,
+        timeout_s=settings.target_timeout_s,
+        verify_fault_marker=settings.inject_faults.get("deployer.verify"),
+    )
     runtime = ServiceRuntime(
         settings,
         metadata=[models.Base.metadata],

@@ -1,4 +1,5 @@
-"""Reactions of the deployer to events."""
+"""Reactions of the deployer to events: create and verify, remove on deprovision, and undo a
+failed deployment."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from deployer.credentials import CredentialCipher
 from deployer.targets import PostgresTargets
 from events import HandlerContext, Router
 from events.contracts.configuration import ResourceConfigured
-from events.contracts.deployment import ProvisioningCompleted, ProvisioningFailed
+from events.contracts.deployment import (
+    CompensationFailed,
+    DeploymentRolledBack,
+    ProvisioningCompleted,
+    ProvisioningFailed,
+    ResourceDeployed,
+    ResourceVerified,
+)
 
 router = Router()
 
@@ -24,9 +32,12 @@ class Deps:
     cipher: CredentialCipher
 
 
-def resource_id_for(request_id: uuid.UUID) -> uuid.UUID:
-    """The same request always yields the same resource, whatever is redelivered."""
-    return uuid.uuid5(RESOURCE_IDS, str(request_id))
+Context = HandlerContext[Deps]
+
+
+def resource_id_of(event: ResourceConfigured) -> uuid.UUID:
+    """Assigned at submission; events from before that derive it from the request."""
+    return event.resource_id or uuid.uuid5(RESOURCE_IDS, str(event.request_id))
 
 
 def provisioning_failed(event: ResourceConfigured, reason: str) -> ProvisioningFailed:
@@ -35,16 +46,22 @@ def provisioning_failed(event: ResourceConfigured, reason: str) -> ProvisioningF
         catalog_item=event.catalog_item,
         server_id=event.server_id,
         reason=reason,
+        operation=event.operation,
+        code="target_failed",
+        configuration=event.configuration,
     )
 
 
 @router.on(ResourceConfigured, on_failure=provisioning_failed)
-async def deploy(event: ResourceConfigured, ctx: HandlerContext[Deps]) -> None:
+async def deploy(event: ResourceConfigured, ctx: Context) -> None:
+    if event.operation == "deprovision":
+        await _remove(event, ctx)
+        return
     password = secrets.token_urlsafe(24)
     deployed = await ctx.deps.targets.deploy(
         event.server_id, event.configuration, request_id=event.request_id, password=password
     )
-    resource_id = resource_id_for(event.request_id)
+    resource_id = resource_id_of(event)
     nonce, ciphertext = ctx.deps.cipher.encrypt(resource_id, password)
     await repository.save_credential(
         ctx.session,
@@ -55,13 +72,49 @@ async def deploy(event: ResourceConfigured, ctx: HandlerContext[Deps]) -> None:
         ciphertext=ciphertext,
     )
     ctx.emit(
+        ResourceDeployed(
+            request_id=event.request_id, resource_id=resource_id, server_id=event.server_id
+        )
+    )
+    ctx.emit(ResourceVerified(request_id=event.request_id, resource_id=resource_id))
+    ctx.emit(
         ProvisioningCompleted(
-            request_id=event.request_id,
+            **_facts(event),
             resource_id=resource_id,
-            catalog_item=event.catalog_item,
-            requester=event.requester,
             server_id=event.server_id,
             outputs=deployed.outputs,
             credentials_ref=f"deployer:credentials/{resource_id}",
         )
+    )
+
+
+async def _remove(event: ResourceConfigured, ctx: Context) -> None:
+    await ctx.deps.targets.remove(event.server_id, event.configuration)
+    resource_id = resource_id_of(event)
+    await repository.forget_credential(ctx.session, resource_id)
+    ctx.emit(
+        ProvisioningCompleted(**_facts(event), resource_id=resource_id, server_id=event.server_id)
+    )
+
+
+def compensation_failed(event: ProvisioningFailed, reason: str) -> CompensationFailed:
+    return CompensationFailed(request_id=event.request_id, step="deploy", reason=reason)
+
+
+@router.on(ProvisioningFailed, on_failure=compensation_failed)
+async def roll_back(event: ProvisioningFailed, ctx: Context) -> None:
+    """Undo what a failed deployment of this request left in the target, then hand the
+    rollback on to the configurator. A failed deprovision leaves the resource as it was."""
+    if event.operation != "provision":
+        return
+    if event.configuration is not None:
+        await ctx.deps.targets.remove(
+            event.server_id, event.configuration, created_by=event.request_id
+        )
+    ctx.emit(DeploymentRolledBack(request_id=event.request_id, server_id=event.server_id))
+
+
+def _facts(event: ResourceConfigured) -> dict[str, object]:
+    return event.model_dump(
+        exclude={"type", "topic", "version", "server_id", "configuration", "resource_id"}
     )

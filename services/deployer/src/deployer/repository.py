@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deployer.models import Credential
@@ -66,3 +66,8 @@ async def credential_exists(session: AsyncSession, resource_id: uuid.UUID) -> bo
         select(Credential.resource_id).where(Credential.resource_id == resource_id)
     )
     return found is not None
+
+
+async def forget_credential(session: AsyncSession, resource_id: uuid.UUID) -> None:
+    """The resource is gone: so is any secret still kept for it."""
+    await session.execute(delete(Credential).where(Credential.resource_id == resource_id))

@@ -20,6 +20,7 @@ from deployer.scram import scram_sha256_verifier
 from deployer.settings import TargetServer
 from events import PermanentError, RetryableError
 from events.contracts.configuration import PostgresConfiguration
+from events.errors import InjectedFault
 
 
 class TargetUnavailable(RetryableError):
@@ -36,8 +37,11 @@ class Deployed:
     outputs: dict[str, str | int]
 
 
+MARKER_PREFIX = "provisioned by request "
+
+
 def _marker(request_id: uuid.UUID) -> str:
-    return f"provisioned by request {request_id}"
+    return f"{MARKER_PREFIX}{request_id}"
 
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -65,8 +69,15 @@ def connect_group(database: str) -> str:
 
 
 class PostgresTargets:
-    def __init__(self, servers: dict[str, TargetServer], *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        servers: dict[str, TargetServer],
+        *,
+        timeout_s: float,
+        verify_fault_marker: str | None = None,
+    ) -> None:
         self._servers = servers
+        self._verify_fault_marker = verify_fault_marker
         self._timeout_s = timeout_s
         self._pools: dict[tuple[str, str], asyncpg.Pool] = {}
         self._lock = asyncio.Lock()
@@ -101,8 +112,11 @@ class PostgresTargets:
                         member_of=connect_group(configuration.database),
                     )
                     await self._ensure_schema(server_id, configuration)
+                await self._before_verify(configuration)
                 await self._verify(server, configuration, password)
-        except (TargetConflict, TargetUnavailable):
+        except PermanentError:
+            raise
+        except (TargetUnavailable, TargetConflict):
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise TargetUnavailable(f"{server_id}: {type(error).__name__}: {error}") from error
@@ -115,6 +129,75 @@ class PostgresTargets:
         if configuration.schema_name is not None:
             outputs["schema"] = configuration.schema_name
         return Deployed(username=configuration.owner_role, outputs=outputs)
+
+    async def remove(
+        self,
+        server_id: str,
+        configuration: PostgresConfiguration,
+        *,
+        created_by: uuid.UUID | None = None,
+    ) -> None:
+        """Remove the role and its database or schema, if they are ours: created by
+        `created_by` when given (a rollback), else by any request of this platform (a
+        deprovision). Whatever is not ours is left alone; what is gone already is fine."""
+        try:
+            async with asyncio.timeout(self._timeout_s * 3):
+                await self._remove(server_id, configuration, created_by)
+        except (TargetConflict, TargetUnavailable):
+            raise
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise TargetUnavailable(f"{server_id}: {type(error).__name__}: {error}") from error
+
+    async def _remove(
+        self,
+        server_id: str,
+        configuration: PostgresConfiguration,
+        created_by: uuid.UUID | None,
+    ) -> None:
+        role = configuration.owner_role
+        async with (await self._pool(server_id)).acquire() as connection:
+            marker = await connection.fetchval(
+                "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+                role,
+            )
+        if marker is None:
+            return  # no role (never created, or removed already): nothing of ours is left
+        expected = _marker(created_by) if created_by else None
+        if (expected and marker != expected) or not str(marker).startswith(MARKER_PREFIX):
+            return  # not ours to remove
+        if configuration.schema_name is None:
+            async with (await self._pool(server_id)).acquire() as connection:
+                owner = await connection.fetchval(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                    configuration.database,
+                )
+                if owner == role:
+                    await self._close_pool(server_id, configuration.database)
+                    await connection.execute(
+                        f"DROP DATABASE IF EXISTS {ident(configuration.database)} WITH (FORCE)"
+                    )
+                await connection.execute(f"DROP ROLE IF EXISTS {ident(role)}")
+            return
+        pool = await self._pool(server_id, configuration.database)
+        async with pool.acquire() as connection:
+            owner = await connection.fetchval(
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1",
+                configuration.schema_name,
+            )
+            if owner == role:
+                await connection.execute(
+                    f"DROP SCHEMA IF EXISTS {ident(configuration.schema_name)} CASCADE"
+                )
+            # Privileges and default privileges the role holds in this database go too.
+            await connection.execute(f"DROP OWNED BY {ident(role)} CASCADE")
+        async with (await self._pool(server_id)).acquire() as connection:
+            await connection.execute(f"DROP ROLE IF EXISTS {ident(role)}")
+
+    async def _close_pool(self, server_id: str, database: str) -> None:
+        async with self._lock:
+            pool = self._pools.pop((server_id, database), None)
+        if pool is not None:
+            await asyncio.wait_for(pool.close(), self._timeout_s)
 
     def _server(self, server_id: str) -> TargetServer:
         server = self._servers.get(server_id)
@@ -230,6 +313,12 @@ class PostgresTargets:
                 await connection.execute(f"CREATE SCHEMA {ident(schema)} AUTHORIZATION {role}")
             elif owner != configuration.owner_role:
                 raise TargetConflict(f"schema {schema} already exists in {server_id}/{database}")
+
+    async def _before_verify(self, configuration: PostgresConfiguration) -> None:
+        """Chaos testing: fail after the target changed, which only a rollback can undo."""
+        marker = self._verify_fault_marker
+        if marker and marker in (configuration.schema_name or configuration.database):
+            raise InjectedFault("fault injected at deployer.verify")
 
     async def _verify(
         self, server: TargetServer, configuration: PostgresConfiguration, password: str

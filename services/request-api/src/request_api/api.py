@@ -55,23 +55,48 @@ def create_router(
                 "; ".join(f"{p.field}: {p.message}" for p in problems),
                 errors=[{"field": p.field, "message": p.message} for p in problems],
             )
+        return await _submit(
+            caller, item.name, body.parameters, operation="provision", resource_id=uuid.uuid4()
+        )
+
+    async def _submit(
+        caller: Caller,
+        catalog_item: str,
+        parameters: dict[str, Any],
+        *,
+        operation: str,
+        resource_id: uuid.UUID,
+    ) -> JSONResponse:
         request_id = uuid.uuid4()
         with runtime.span("submit request", **{"request.id": str(request_id)}):
             async with runtime.transaction() as session:
+                if operation == "deprovision" and not await repository.start_retiring(
+                    session, resource_id, tenant=caller.tenant
+                ):
+                    raise ProblemError(
+                        409, "Resource is not active", "Only an active resource can be removed."
+                    )
                 request = await repository.add_request(
                     session,
                     request_id=request_id,
-                    catalog_item=item.name,
-                    parameters=body.parameters,
+                    catalog_item=catalog_item,
+                    parameters=parameters,
                     requester=caller.name,
+                    tenant=caller.tenant,
+                    operation=operation,
+                    resource_id=resource_id,
                 )
                 runtime.publish(
                     session,
                     RequestSubmitted(
                         request_id=request_id,
-                        catalog_item=item.name,
-                        parameters=body.parameters,
+                        catalog_item=catalog_item,
+                        parameters=parameters,
                         requester=caller.name,
+                        requester_roles=list(caller.roles),
+                        tenant=caller.tenant,
+                        operation=operation,
+                        resource_id=resource_id,
                     ),
                 )
         return JSONResponse(
@@ -79,27 +104,53 @@ def create_router(
         )
 
     @router.get("/requests/{request_id}")
-    async def get_request(request_id: uuid.UUID, _: CallerDep) -> dict[str, Any]:
+    async def get_request(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         async with runtime.session_factory() as session:
-            request = await repository.get_request(session, request_id)
+            request = await repository.get_request(session, request_id, tenant=caller.tenant)
         if request is None:
             raise ProblemError(404, "Request not found")
         return request.public()
 
-    @router.get("/resources/{resource_id}")
-    async def get_resource(resource_id: uuid.UUID, _: CallerDep) -> dict[str, Any]:
+    @router.get("/resources")
+    async def list_resources(caller: CallerDep) -> dict[str, Any]:
         async with runtime.session_factory() as session:
-            resource = await repository.get_resource(session, resource_id)
-        if resource is None:
-            raise ProblemError(404, "Resource not found")
-        return resource.public()
+            resources = await repository.list_resources(session, tenant=caller.tenant)
+        return {"items": [resource.public() for resource in resources]}
+
+    @router.get("/resources/{resource_id}")
+    async def get_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
+        async with runtime.session_factory() as session:
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
+            if resource is None:
+                raise ProblemError(404, "Resource not found")
+            requests = await repository.requests_of_resource(session, resource_id)
+        return resource.public(requests)
+
+    @router.delete("/resources/{resource_id}", status_code=202)
+    async def deprovision_resource(resource_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+        """Files a deprovision request that flows through the same pipeline."""
+        async with runtime.session_factory() as session:
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
+            if resource is None:
+                raise ProblemError(404, "Resource not found")
+            original = await repository.get_request(
+                session, resource.request_id, tenant=caller.tenant
+            )
+        parameters = original.parameters if original else {}
+        return await _submit(
+            caller,
+            resource.catalog_item,
+            parameters,
+            operation="deprovision",
+            resource_id=resource_id,
+        )
 
     @router.get("/resources/{resource_id}/credentials")
     async def reveal_credentials(
-        resource_id: uuid.UUID, request: Request, _: CallerDep
+        resource_id: uuid.UUID, request: Request, caller: CallerDep
     ) -> Response:
         async with runtime.session_factory() as session:
-            resource = await repository.get_resource(session, resource_id)
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")
         # The deployer keeps the secret; it checks the same key and reveals once.

@@ -15,12 +15,18 @@ from request_api.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = ServiceRuntime(settings, metadata=[models.Base.metadata], routers=[handlers.router])
+    catalog = load_catalog()
+    runtime = ServiceRuntime(
+        settings,
+        metadata=[models.Base.metadata],
+        routers=[handlers.router],
+        deps=handlers.Deps(catalog=catalog),
+    )
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=5)
     deployer = httpx.AsyncClient(base_url=settings.deployer_url, timeout=10.0)
     runtime.add_cleanup(deployer.aclose)
     runtime.add_cleanup(identity_engine.dispose)
     router = api.create_router(
-        runtime, load_catalog(), deployer, bearer_auth(async_sessionmaker(identity_engine))
+        runtime, catalog, deployer, bearer_auth(async_sessionmaker(identity_engine))
     )
     return create_service_app(runtime, title="request-api", routers=[router])

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
+from catalog import Catalog
 from events import HandlerContext, Router
-from events.contracts.allocation import AllocationFailed, ResourceAllocated
+from events.contracts.allocation import AllocationFailed, AllocationReleased, ResourceAllocated
 from events.contracts.configuration import ConfigurationFailed, ResourceConfigured
-from events.contracts.deployment import ProvisioningCompleted, ProvisioningFailed
+from events.contracts.deployment import (
+    CompensationFailed,
+    ProvisioningCompleted,
+    ProvisioningFailed,
+    ResourceDeployed,
+    ResourceVerified,
+)
 from events.contracts.validation import RequestRejected, RequestValidated, ValidationFailed
 from request_api import repository
 
 router = Router()
 
-Context = HandlerContext[None]
+
+@dataclass(frozen=True)
+class Deps:
+    catalog: Catalog
+
+
+Context = HandlerContext[Deps]
 
 
 @router.on(RequestValidated)
@@ -23,8 +37,10 @@ async def on_validated(event: RequestValidated, ctx: Context) -> None:
 
 @router.on(RequestRejected)
 async def on_rejected(event: RequestRejected, ctx: Context) -> None:
-    reasons = [reason.model_dump() for reason in event.reasons]
-    await repository.move_request(ctx.session, event.request_id, "rejected", reasons=reasons)
+    for problem in event.reasons:
+        reason = {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
+        await repository.move_request(ctx.session, event.request_id, "rejected", reason=reason)
+    await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
 
 
 @router.on(ResourceAllocated)
@@ -37,19 +53,35 @@ async def on_configured(event: ResourceConfigured, ctx: Context) -> None:
     await repository.move_request(ctx.session, event.request_id, "configured")
 
 
+@router.on(ResourceDeployed)
+async def on_deployed(event: ResourceDeployed, ctx: Context) -> None:
+    await repository.move_request(ctx.session, event.request_id, "deployed")
+
+
+@router.on(ResourceVerified)
+async def on_verified(event: ResourceVerified, ctx: Context) -> None:
+    await repository.move_request(ctx.session, event.request_id, "verified")
+
+
 @router.on(ProvisioningCompleted)
 async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
-    await repository.add_resource(
-        ctx.session,
-        id=event.resource_id,
-        request_id=event.request_id,
-        catalog_item=event.catalog_item,
-        owner=event.requester,
-        state="active",
-        server_id=event.server_id,
-        outputs=event.outputs,
-        credentials_ref=event.credentials_ref,
-    )
+    if event.operation == "deprovision":
+        await repository.settle_resource_of(ctx.session, event.request_id, retired=True)
+    else:
+        item = ctx.deps.catalog.get(event.catalog_item)
+        await repository.add_resource(
+            ctx.session,
+            id=event.resource_id,
+            request_id=event.request_id,
+            catalog_item=event.catalog_item,
+            owner=event.requester,
+            tenant=event.tenant,
+            state="active",
+            server_id=event.server_id,
+            outputs=event.outputs,
+            credentials_ref=event.credentials_ref or "",
+            monthly_cost=item.monthly_cost if item else 0.0,
+        )
     await repository.move_request(
         ctx.session, event.request_id, "completed", resource_id=event.resource_id
     )
@@ -57,24 +89,51 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
 
 @router.on(ValidationFailed)
 async def on_validation_failed(event: ValidationFailed, ctx: Context) -> None:
-    await _fail(ctx, event.request_id, "validation", event.reason)
+    await _failed(ctx, event.request_id, "validation", event.reason, event.code)
 
 
 @router.on(AllocationFailed)
 async def on_allocation_failed(event: AllocationFailed, ctx: Context) -> None:
-    await _fail(ctx, event.request_id, "allocation", event.reason)
+    await _failed(ctx, event.request_id, "allocation", event.reason, event.code)
 
 
 @router.on(ConfigurationFailed)
 async def on_configuration_failed(event: ConfigurationFailed, ctx: Context) -> None:
-    await _fail(ctx, event.request_id, "configuration", event.reason)
+    reason = _reason("configuration", event.reason, event.code)
+    await repository.move_request(ctx.session, event.request_id, "compensating", reason=reason)
 
 
 @router.on(ProvisioningFailed)
 async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> None:
-    await _fail(ctx, event.request_id, "deployment", event.reason)
+    if event.operation == "deprovision":
+        # The resource is still there: nothing to undo.
+        await _failed(ctx, event.request_id, "deployment", event.reason, event.code)
+        return
+    reason = _reason(event.step, event.reason, event.code)
+    await repository.move_request(ctx.session, event.request_id, "compensating", reason=reason)
 
 
-async def _fail(ctx: Context, request_id: uuid.UUID, step: str, reason: str) -> None:
-    reasons = [{"step": step, "message": reason}]
-    await repository.move_request(ctx.session, request_id, "failed", reasons=reasons)
+@router.on(AllocationReleased)
+async def on_released(event: AllocationReleased, ctx: Context) -> None:
+    if event.operation == "provision":
+        await repository.move_request(ctx.session, event.request_id, "rolled_back")
+
+
+@router.on(CompensationFailed)
+async def on_compensation_failed(event: CompensationFailed, ctx: Context) -> None:
+    reason = _reason(f"compensation of {event.step}", event.reason, "compensation_failed")
+    await repository.move_request(
+        ctx.session, event.request_id, "compensation_failed", reason=reason
+    )
+
+
+async def _failed(
+    ctx: Context, request_id: uuid.UUID, step: str, message: str, code: str | None
+) -> None:
+    reason = _reason(step, message, code)
+    await repository.move_request(ctx.session, request_id, "failed", reason=reason)
+    await repository.settle_resource_of(ctx.session, request_id, retired=False)
+
+
+def _reason(step: str, message: str, code: str | None) -> dict[str, str | None]:
+    return {"step": step, "code": code or "internal", "message": message}

@@ -1,23 +1,33 @@
-"""Pure rules of a request's status: which event moves it where, and never backwards."""
+"""Pure rules of a request's status: which status may follow which, and never backwards.
+
+submitted → validated → allocated → configured → deployed → verified → completed, with the
+exits rejected, failed (nothing to undo), compensating → rolled_back | compensation_failed.
+Events of one request arrive on several topics, so a late one must not undo a newer status.
+"""
 
 from __future__ import annotations
 
 SUBMITTED = "submitted"
-TERMINAL = frozenset({"completed", "rejected", "failed"})
+FORWARD = ("submitted", "validated", "allocated", "configured", "deployed", "verified")
+TERMINAL = frozenset(
+    {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
+)
+UNDOING = "compensating"
+_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed"})
 
-_RANK = {"submitted": 0, "validated": 1, "allocated": 2, "configured": 3}
+ALL = (*FORWARD, UNDOING, *sorted(TERMINAL))
+
+
+def may_move(current: str, new: str) -> bool:
+    if current in TERMINAL or current == new:
+        return False
+    if current == UNDOING:
+        return new in _ENDS_OF_UNDOING
+    if new in FORWARD:
+        return FORWARD.index(new) > FORWARD.index(current)
+    return True
 
 
 def may_move_from(new: str) -> frozenset[str]:
     """Every status a request may be in for `new` to replace it."""
-    return frozenset(status for status in _RANK if may_move(status, new))
-
-
-def may_move(current: str, new: str) -> bool:
-    """Events of one request arrive on several topics, so a late one must not undo a newer
-    status; a terminal status is final."""
-    if current in TERMINAL:
-        return False
-    if new in TERMINAL:
-        return True
-    return _RANK[new] > _RANK[current]
+    return frozenset(status for status in ALL if may_move(status, new))

@@ -22,6 +22,8 @@ class ProvisioningRequest(Base):
     catalog_item: Mapped[str] = mapped_column(String(100))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB)
     requester: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(String(100), index=True, default="default")
+    operation: Mapped[str] = mapped_column(String(20), default="provision")
     status: Mapped[str] = mapped_column(String(30), index=True)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
@@ -36,6 +38,8 @@ class ProvisioningRequest(Base):
             "catalog_item": self.catalog_item,
             "parameters": self.parameters,
             "requester": self.requester,
+            "tenant": self.tenant,
+            "operation": self.operation,
             "status": self.status,
             "reasons": self.reasons,
             "resource_id": str(self.resource_id) if self.resource_id else None,
@@ -51,19 +55,29 @@ class Resource(Base):
     request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     catalog_item: Mapped[str] = mapped_column(String(100))
     owner: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(String(100), index=True, default="default")
     state: Mapped[str] = mapped_column(String(30))
+    monthly_cost: Mapped[float] = mapped_column(default=0.0)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     server_id: Mapped[str] = mapped_column(String(100))
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     credentials_ref: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    def public(self) -> dict[str, Any]:
+    def public(self, requests: list[ProvisioningRequest] | None = None) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "request_id": str(self.request_id),
             "catalog_item": self.catalog_item,
             "owner": self.owner,
+            "tenant": self.tenant,
             "state": self.state,
             "outputs": self.outputs,
+            "monthly_cost": self.monthly_cost,
             "created_at": self.created_at.isoformat(),
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+            "requests": [
+                {"id": str(r.id), "operation": r.operation, "status": r.status}
+                for r in requests or []
+            ],
         }

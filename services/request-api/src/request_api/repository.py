@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from request_api import lifecycle
@@ -21,6 +21,9 @@ async def add_request(
     catalog_item: str,
     parameters: dict[str, Any],
     requester: str,
+    tenant: str,
+    operation: str = "provision",
+    resource_id: uuid.UUID | None = None,
 ) -> ProvisioningRequest:
     now = datetime.now(UTC)
     request = ProvisioningRequest(
@@ -30,6 +33,9 @@ async def add_request(
         catalog_item=catalog_item,
         parameters=parameters,
         requester=requester,
+        tenant=tenant,
+        operation=operation,
+        resource_id=resource_id,
         status=lifecycle.SUBMITTED,
         reasons=[],
     )
@@ -37,8 +43,14 @@ async def add_request(
     return request
 
 
-async def get_request(session: AsyncSession, request_id: uuid.UUID) -> ProvisioningRequest | None:
-    return await session.get(ProvisioningRequest, request_id)
+async def get_request(
+    session: AsyncSession, request_id: uuid.UUID, *, tenant: str
+) -> ProvisioningRequest | None:
+    return await session.scalar(
+        select(ProvisioningRequest).where(
+            ProvisioningRequest.id == request_id, ProvisioningRequest.tenant == tenant
+        )
+    )
 
 
 async def move_request(
@@ -46,13 +58,19 @@ async def move_request(
     request_id: uuid.UUID,
     status: str,
     *,
-    reasons: list[dict[str, Any]] | None = None,
+    reason: dict[str, Any] | None = None,
     resource_id: uuid.UUID | None = None,
 ) -> bool:
-    """Move the request to `status` unless it is already further along (one statement)."""
+    """Move the request to `status` unless it is already further along (one statement).
+    A reason is recorded either way: a late failure still explains a rollback."""
+    if reason is not None:
+        await session.execute(
+            update(ProvisioningRequest)
+            .where(ProvisioningRequest.id == request_id)
+            .values(reasons=ProvisioningRequest.reasons.op("||")(literal([reason], JSONB)))
+            .execution_options(synchronize_session=False)
+        )
     changes: dict[str, Any] = {"status": status, "updated_at": func.now()}
-    if reasons is not None:
-        changes["reasons"] = reasons
     if resource_id is not None:
         changes["resource_id"] = resource_id
     moved = await session.execute(
@@ -72,5 +90,67 @@ async def add_resource(session: AsyncSession, **columns: Any) -> None:
     await session.execute(insert(Resource).values(**columns).on_conflict_do_nothing())
 
 
-async def get_resource(session: AsyncSession, resource_id: uuid.UUID) -> Resource | None:
-    return await session.scalar(select(Resource).where(Resource.id == resource_id))
+async def get_resource(
+    session: AsyncSession, resource_id: uuid.UUID, *, tenant: str
+) -> Resource | None:
+    return await session.scalar(
+        select(Resource).where(Resource.id == resource_id, Resource.tenant == tenant)
+    )
+
+
+async def list_resources(session: AsyncSession, *, tenant: str, limit: int = 100) -> list[Resource]:
+    return list(
+        (
+            await session.scalars(
+                select(Resource)
+                .where(Resource.tenant == tenant)
+                .order_by(Resource.created_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def requests_of_resource(
+    session: AsyncSession, resource_id: uuid.UUID
+) -> list[ProvisioningRequest]:
+    return list(
+        (
+            await session.scalars(
+                select(ProvisioningRequest)
+                .where(ProvisioningRequest.resource_id == resource_id)
+                .order_by(ProvisioningRequest.created_at)
+            )
+        ).all()
+    )
+
+
+async def start_retiring(session: AsyncSession, resource_id: uuid.UUID, *, tenant: str) -> bool:
+    """Only an active resource can be deprovisioned, and only once at a time."""
+    moved = await session.execute(
+        update(Resource)
+        .where(Resource.id == resource_id, Resource.tenant == tenant, Resource.state == "active")
+        .values(state="retiring")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+async def settle_resource_of(
+    session: AsyncSession, request_id: uuid.UUID, *, retired: bool
+) -> None:
+    """A deprovision ended: retired if it completed, active again if it did not."""
+    deprovision = (
+        select(ProvisioningRequest.resource_id)
+        .where(ProvisioningRequest.id == request_id, ProvisioningRequest.operation == "deprovision")
+        .scalar_subquery()
+    )
+    values: dict[str, Any] = (
+        {"state": "retired", "retired_at": func.now()} if retired else {"state": "active"}
+    )
+    await session.execute(
+        update(Resource)
+        .where(Resource.id == deprovision, Resource.state == "retiring")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -19,21 +19,27 @@ class Deps:
 
 
 def validation_failed(event: RequestSubmitted, reason: str) -> ValidationFailed:
-    return ValidationFailed(request_id=event.request_id, reason=reason)
+    return ValidationFailed(request_id=event.request_id, reason=reason, code="internal")
 
 
 @router.on(RequestSubmitted, on_failure=validation_failed)
 async def validate_request(event: RequestSubmitted, ctx: HandlerContext[Deps]) -> None:
     item = ctx.deps.catalog.get(event.catalog_item)
-    problems = rules.check(item, event.catalog_item, event.parameters)
+    problems = rules.check(
+        item,
+        event.catalog_item,
+        event.parameters,
+        roles=event.requester_roles,
+        operation=event.operation,
+    )
     if problems:
-        ctx.emit(RequestRejected(request_id=event.request_id, reasons=problems))
-    else:
         ctx.emit(
-            RequestValidated(
+            RequestRejected(
                 request_id=event.request_id,
-                catalog_item=event.catalog_item,
-                parameters=event.parameters,
-                requester=event.requester,
+                reasons=problems,
+                policy_version=ctx.deps.catalog.version,
             )
         )
+    else:
+        facts = event.model_dump(exclude={"type", "topic", "version", "requester_roles"})
+        ctx.emit(RequestValidated(**facts))

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from catalog import CatalogItem
 from events.contracts.validation import Problem
 
 
-def check(item: CatalogItem | None, catalog_item: str, parameters: Any) -> list[Problem]:
+def check(
+    item: CatalogItem | None,
+    catalog_item: str,
+    parameters: Any,
+    *,
+    roles: Sequence[str] = ("requester",),
+    operation: str = "provision",
+) -> list[Problem]:
     """Every reason the request must be rejected; an empty list means it may proceed."""
     if item is None:
-        return [Problem(field="catalog_item", message=f"unknown catalog item {catalog_item!r}")]
-    problems = [Problem(field=p.field, message=p.message) for p in item.schema_problems(parameters)]
+        return [
+            Problem(
+                field="catalog_item",
+                message=f"unknown catalog item {catalog_item!r}",
+                code="unknown_item",
+            )
+        ]
+    if not set(roles) & set(item.allowed_roles):
+        return [
+            Problem(
+                message=f"{item.name} may be requested by {', '.join(item.allowed_roles)}; "
+                f"the requester has {', '.join(roles) or 'no roles'}",
+                code="not_authorised",
+            )
+        ]
+    if operation == "deprovision":
+        return []  # the parameters were checked when the resource was provisioned
+    problems = [
+        Problem(field=p.field, message=p.message, code="invalid_parameter")
+        for p in item.schema_problems(parameters)
+    ]
     if problems:
         return problems
     return _policy_problems(item, parameters)
@@ -23,11 +50,21 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Prob
     problems = []
     name = parameters.get("name", "")
     if name in policy.get("reserved_names", ()):
-        problems.append(Problem(field="parameters.name", message=f"{name!r} is a reserved name"))
+        problems.append(
+            Problem(
+                field="parameters.name",
+                message=f"{name!r} is a reserved name",
+                code="reserved_name",
+            )
+        )
     for prefix in policy.get("reserved_prefixes", ()):
         if name.startswith(prefix):
             problems.append(
-                Problem(field="parameters.name", message=f"names may not start with {prefix!r}")
+                Problem(
+                    field="parameters.name",
+                    message=f"names may not start with {prefix!r}",
+                    code="reserved_name",
+                )
             )
     limit = parameters.get("connection_limit")
     most = policy.get("max_connection_limit")
@@ -36,6 +73,7 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Prob
             Problem(
                 field="parameters.connection_limit",
                 message=f"at most {most} connections are allowed for {item.name}",
+                code="over_policy_limit",
             )
         )
     return problems

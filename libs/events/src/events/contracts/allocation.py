@@ -1,24 +1,32 @@
 """Events published by the allocator."""
 
-from typing import Any
-
+from events.contracts.common import RequestFacts
 from events.envelope import Event
 
 TOPIC = "provisioning.allocation"
 
 
-class ResourceAllocated(Event):
+class ResourceAllocated(Event, RequestFacts):
     type = "resource.allocated"
     topic = TOPIC
 
-    catalog_item: str
-    parameters: dict[str, Any]
-    requester: str
     server_id: str
+    quota: dict[str, int] = {}
 
 
 class AllocationFailed(Event):
     type = "allocation.failed"
     topic = TOPIC
 
+    reason: str
+    code: str | None = None
+
+
+class AllocationReleased(Event):
+    """Capacity and quota given back: the last step of a rollback, a cancel or a deprovision."""
+
+    type = "allocation.released"
+    topic = TOPIC
+
+    operation: str = "provision"
     reason: str

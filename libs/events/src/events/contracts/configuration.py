@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict
 
+from events.contracts.common import RequestFacts
 from events.envelope import Event
 
 TOPIC = "provisioning.configuration"
@@ -19,12 +20,10 @@ class PostgresConfiguration(BaseModel):
     extensions: list[str] = []
 
 
-class ResourceConfigured(Event):
+class ResourceConfigured(Event, RequestFacts):
     type = "resource.configured"
     topic = TOPIC
 
-    catalog_item: str
-    requester: str
     server_id: str
     configuration: PostgresConfiguration
 
@@ -35,3 +34,13 @@ class ConfigurationFailed(Event):
 
     server_id: str
     reason: str
+    code: str | None = None
+
+
+class ConfigurationRolledBack(Event):
+    """The configuration step undone (it keeps no state): the allocator's turn next."""
+
+    type = "configuration.rolled_back"
+    topic = TOPIC
+
+    server_id: str

@@ -1,16 +1,13 @@
 """Events published by the request-api."""
 
-from typing import Any
-
+from events.contracts.common import RequestFacts
 from events.envelope import Event
 
 TOPIC = "provisioning.requests"
 
 
-class RequestSubmitted(Event):
+class RequestSubmitted(Event, RequestFacts):
     type = "request.submitted"
     topic = TOPIC
 
-    catalog_item: str
-    parameters: dict[str, Any]
-    requester: str
+    requester_roles: list[str] = []

@@ -1,30 +1,16 @@
 """Events published by the validator."""
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
-
+from events.contracts.common import Problem, RequestFacts
 from events.envelope import Event
 
 TOPIC = "provisioning.validation"
 
-
-class Problem(BaseModel):
-    """One reason a request cannot proceed; `field` is a JSON pointer-ish path, or None."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str | None
-    message: str
+__all__ = ["Problem", "RequestRejected", "RequestValidated", "ValidationFailed"]
 
 
-class RequestValidated(Event):
+class RequestValidated(Event, RequestFacts):
     type = "request.validated"
     topic = TOPIC
-
-    catalog_item: str
-    parameters: dict[str, Any]
-    requester: str
 
 
 class RequestRejected(Event):
@@ -32,6 +18,7 @@ class RequestRejected(Event):
     topic = TOPIC
 
     reasons: list[Problem]
+    policy_version: str | None = None
 
 
 class ValidationFailed(Event):
@@ -41,3 +28,4 @@ class ValidationFailed(Event):
     topic = TOPIC
 
     reason: str
+    code: str | None = None

@@ -1,0 +1,171 @@
+"""The lifecycle on real infrastructure: deprovision, rollback at each step, quotas."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+from tests.e2e.client import Platform, fetchval, key_for, usage
+
+pytestmark = pytest.mark.integration
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def role_exists(platform: Platform, role: str) -> bool:
+    found = await fetchval(
+        platform.stack, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = $1", role
+    )
+    return found is not None
+
+
+async def schema_exists(platform: Platform, schema: str) -> bool:
+    try:
+        found = await fetchval(
+            platform.stack,
+            "tenant_schemas",
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+            schema,
+        )
+    except asyncpg.InvalidCatalogNameError:
+        return False  # no schema was ever deployed on this server
+    return found is not None
+
+
+async def test_provision_then_deprovision_gives_everything_back(platform: Platform):
+    before = await usage(platform.stack)
+    name = unique_name("life")
+    request = await platform.wait_terminal(
+        (await platform.submit("postgres_database", name=name))["id"]
+    )
+    assert request["status"] == "completed", request
+    resource_id = request["resource_id"]
+    assert await role_exists(platform, f"{name}_db_owner")
+    assert (await usage(platform.stack)) != before
+
+    removal = await platform.api.delete(f"/v1/resources/{resource_id}")
+    assert removal.status_code == 202, removal.text
+    assert removal.json()["operation"] == "deprovision"
+    assert (await platform.api.delete(f"/v1/resources/{resource_id}")).status_code == 409
+    done = await platform.wait_terminal(removal.json()["id"])
+    assert done["status"] == "completed", done
+
+    resource = (await platform.api.get(f"/v1/resources/{resource_id}")).json()
+    assert resource["state"] == "retired" and resource["retired_at"]
+    assert [r["operation"] for r in resource["requests"]] == ["provision", "deprovision"]
+    assert not await role_exists(platform, f"{name}_db_owner")
+    database = await fetchval(
+        platform.stack, "postgres", "SELECT 1 FROM pg_database WHERE datname = $1", name
+    )
+    assert database is None
+    assert (await usage(platform.stack)) == before
+    # A retired resource's name can be used again.
+    again = await platform.wait_terminal(
+        (await platform.submit("postgres_database", name=name))["id"]
+    )
+    assert again["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("step", "status", "code"),
+    [
+        ("validate", "failed", "internal"),
+        ("allocate", "failed", "internal"),
+        ("configure", "rolled_back", "internal"),
+        ("deploy", "rolled_back", "target_failed"),
+        ("verify", "rolled_back", "target_failed"),
+    ],
+)
+async def test_a_failure_at_each_step_leaves_nothing_behind(
+    platform: Platform, step: str, status: str, code: str
+):
+    before = await usage(platform.stack)
+    name = unique_name(f"fault_at_{step}")
+    request = await platform.wait_terminal(
+        (await platform.submit("postgres_schema", name=name))["id"]
+    )
+    assert request["status"] == status, request
+    assert request["reasons"] and request["reasons"][0]["code"] == code, request
+    assert "fault injected at" in request["reasons"][0]["message"]
+    assert not await role_exists(platform, f"{name}_schema_owner")
+    assert not await schema_exists(platform, name)
+    # The rollback's last step gives capacity and quota back.
+    for _ in range(50):
+        if await usage(platform.stack) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert (await usage(platform.stack)) == before
+    history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
+    types = [event["type"] for event in history["events"]]
+    if status == "rolled_back":
+        assert types[-1] == "allocation.released"
+        assert ("deployment.rolled_back" in types) == (step in ("deploy", "verify")), types
+
+
+async def test_fifty_requests_for_the_last_ten_seats(platform: Platform):
+    """The tenant `ten-seats` may hold 10 schemas: 50 at once give exactly 10."""
+    key = await key_for(
+        platform.stack, name="quota-tester", tenant="ten-seats", roles=["requester"]
+    )
+    async with httpx.AsyncClient(
+        base_url=platform.stack.service_url("request-api"),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as api:
+
+        async def submit(i: int) -> str:
+            answer = await api.post(
+                "/v1/requests",
+                json={
+                    "catalog_item": "postgres_schema",
+                    "parameters": {"name": unique_name("seat")},
+                },
+            )
+            assert answer.status_code == 202, answer.text
+            return str(answer.json()["id"])
+
+        ids = await asyncio.gather(*(submit(i) for i in range(50)))
+        results = []
+        for request_id in ids:
+            for _ in range(600):
+                request = (await api.get(f"/v1/requests/{request_id}")).json()
+                if request["status"] in {"completed", "failed", "rolled_back", "rejected"}:
+                    break
+                await asyncio.sleep(0.1)
+            results.append(request)
+    statuses = sorted(r["status"] for r in results)
+    assert statuses.count("completed") == 10, statuses
+    assert statuses.count("failed") == 40, statuses
+    assert {r["reasons"][0]["code"] for r in results if r["status"] == "failed"} == {
+        "quota_exceeded"
+    }
+    quota = await usage(platform.stack, tenant="ten-seats")
+    assert quota["quotas"] == [("postgres_schemas", 0, 10)]
+    # Another tenant's request is not visible here, nor this tenant's to another.
+    assert (await platform.api.get(f"/v1/requests/{ids[0]}")).status_code == 404
+
+
+async def test_a_role_the_item_does_not_allow_is_rejected_with_a_code(platform: Platform):
+    key = await key_for(platform.stack, name="auditor-only", tenant="default", roles=["auditor"])
+    async with httpx.AsyncClient(
+        base_url=platform.stack.service_url("request-api"),
+        headers={"Authorization": f"Bearer {key}"},
+    ) as api:
+        answer = await api.post(
+            "/v1/requests",
+            json={"catalog_item": "postgres_schema", "parameters": {"name": unique_name("nope")}},
+        )
+        request_id = answer.json()["id"]
+        for _ in range(100):
+            request = (await api.get(f"/v1/requests/{request_id}")).json()
+            if request["status"] == "rejected":
+                break
+            await asyncio.sleep(0.1)
+    assert request["status"] == "rejected"
+    [reason] = request["reasons"]
+    assert reason["code"] == "not_authorised" and reason["policy"].startswith("catalog-")
