@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 
 import asyncpg
@@ -169,3 +170,71 @@ async def test_a_role_the_item_does_not_allow_is_rejected_with_a_code(platform: 
     assert request["status"] == "rejected"
     [reason] = request["reasons"]
     assert reason["code"] == "not_authorised" and reason["policy"].startswith("catalog-")
+
+
+async def wait_for_status(platform: Platform, request_id: str, status: str) -> None:
+    for _ in range(300):
+        if (await platform.api.get(f"/v1/requests/{request_id}")).json()["status"] == status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{request_id} never reached {status}")
+
+
+async def stop_service(platform: Platform, name: str) -> None:
+    """Stop gracefully, so its consumer leaves the group at once."""
+    platform.stack.kill_service(name, signal.SIGTERM)
+    for _ in range(300):
+        if not any(s.name == name and s.running for s in platform.stack.status()):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} did not stop")
+
+
+@pytest.mark.parametrize(
+    ("stage", "held_by"),
+    [
+        ("submitted", "validator"),
+        ("validated", "allocator"),
+        ("allocated", "configurator"),
+        ("configured", "deployer"),
+    ],
+)
+async def test_cancel_at_each_stage_ends_cancelled_with_nothing_left(
+    platform: Platform, stage: str, held_by: str
+):
+    before = await usage(platform.stack)
+    await stop_service(platform, held_by)  # the request waits at `stage`
+    try:
+        name = unique_name("cancel")
+        request_id = (await platform.submit("postgres_schema", name=name))["id"]
+        await wait_for_status(platform, request_id, stage)
+        cancel = await platform.api.post(f"/v1/requests/{request_id}/cancel")
+        assert cancel.status_code == 202, cancel.text
+        assert cancel.json()["cancel_requested"] is True
+        again = await platform.api.post(f"/v1/requests/{request_id}/cancel")
+        assert again.status_code == 409
+    finally:
+        await asyncio.to_thread(platform.stack.up)
+    request = await platform.wait_terminal(request_id)
+    assert request["status"] == "cancelled", request
+    assert (
+        request["resource_id"] is None
+        or (await platform.api.get(f"/v1/resources/{request['resource_id']}")).status_code == 404
+    )
+    assert not await role_exists(platform, f"{name}_schema_owner")
+    assert not await schema_exists(platform, name)
+    for _ in range(50):
+        if await usage(platform.stack) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert (await usage(platform.stack)) == before
+
+
+async def test_a_completed_request_cannot_be_cancelled(platform: Platform):
+    request = await platform.wait_terminal(
+        (await platform.submit("postgres_schema", name=unique_name("done")))["id"]
+    )
+    assert request["status"] == "completed"
+    answer = await platform.api.post(f"/v1/requests/{request['id']}/cancel")
+    assert answer.status_code == 409
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -122,9 +122,10 @@ async def release_after_rollback(event: ConfigurationRolledBack, ctx: Context) -
 
 
 async def _roll_back(ctx: Context, request_id: uuid.UUID, reason: str) -> None:
-    """Release a hold; a committed allocation (a live resource) is never rolled back."""
+    """Release what the request holds. A rollback follows the removal of its deployment, so
+    even a commitment (a cancel after completion) is given back."""
     allocation = await repository.allocation_of_request(ctx.session, request_id)
-    if allocation is not None and allocation.state == "held":
+    if allocation is not None and allocation.state != "released":
         await _move(ctx, allocation, "released")
     ctx.emit(AllocationReleased(request_id=request_id, reason=reason))
 

@@ -11,7 +11,7 @@ from deployer import repository
 from deployer.credentials import CredentialCipher
 from deployer.targets import PostgresTargets
 from events import HandlerContext, Router
-from events.contracts.configuration import ResourceConfigured
+from events.contracts.configuration import PostgresConfiguration, ResourceConfigured
 from events.contracts.deployment import (
     CompensationFailed,
     DeploymentRolledBack,
@@ -20,6 +20,7 @@ from events.contracts.deployment import (
     ResourceDeployed,
     ResourceVerified,
 )
+from events.contracts.requests import CancellationRequested
 
 router = Router()
 
@@ -57,6 +58,12 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
     if event.operation == "deprovision":
         await _remove(event, ctx)
         return
+    state = await repository.lock_state(ctx.session, event.request_id)
+    if state.state == "cancelled":
+        # Cancelled before anything was created: the rollback starts here, with nothing to do.
+        state.state = "rolled_back"
+        ctx.emit(DeploymentRolledBack(request_id=event.request_id, server_id=event.server_id))
+        return
     password = secrets.token_urlsafe(24)
     deployed = await ctx.deps.targets.deploy(
         event.server_id, event.configuration, request_id=event.request_id, password=password
@@ -71,6 +78,8 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
         nonce=nonce,
         ciphertext=ciphertext,
     )
+    state.state, state.server_id, state.resource_id = "deployed", event.server_id, resource_id
+    state.configuration = event.configuration.model_dump()
     ctx.emit(
         ResourceDeployed(
             request_id=event.request_id, resource_id=resource_id, server_id=event.server_id
@@ -95,6 +104,25 @@ async def _remove(event: ResourceConfigured, ctx: Context) -> None:
     ctx.emit(
         ProvisioningCompleted(**_facts(event), resource_id=resource_id, server_id=event.server_id)
     )
+
+
+def cancellation_failed(event: CancellationRequested, reason: str) -> CompensationFailed:
+    return CompensationFailed(request_id=event.request_id, step="deploy", reason=reason)
+
+
+@router.on(CancellationRequested, on_failure=cancellation_failed)
+async def cancel(event: CancellationRequested, ctx: Context) -> None:
+    """Stop the request before it deploys, or remove what it deployed."""
+    state = await repository.lock_state(ctx.session, event.request_id)
+    if state.state == "new":
+        state.state = "cancelled"
+    elif state.state == "deployed":
+        assert state.server_id and state.resource_id and state.configuration
+        configuration = PostgresConfiguration.model_validate(state.configuration)
+        await ctx.deps.targets.remove(state.server_id, configuration, created_by=event.request_id)
+        await repository.forget_credential(ctx.session, state.resource_id)
+        state.state = "rolled_back"
+        ctx.emit(DeploymentRolledBack(request_id=event.request_id, server_id=state.server_id))
 
 
 def compensation_failed(event: ProvisioningFailed, reason: str) -> CompensationFailed:

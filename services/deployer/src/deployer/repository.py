@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deployer.models import Credential
+from deployer.models import Credential, DeploymentState
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,15 @@ async def credential_exists(session: AsyncSession, resource_id: uuid.UUID) -> bo
 async def forget_credential(session: AsyncSession, resource_id: uuid.UUID) -> None:
     """The resource is gone: so is any secret still kept for it."""
     await session.execute(delete(Credential).where(Credential.resource_id == resource_id))
+
+
+async def lock_state(session: AsyncSession, request_id: uuid.UUID) -> DeploymentState:
+    """The request's row, created if missing, locked until commit."""
+    await session.execute(
+        insert(DeploymentState).values(request_id=request_id, state="new").on_conflict_do_nothing()
+    )
+    state = await session.get(
+        DeploymentState, request_id, with_for_update=True, populate_existing=True
+    )
+    assert state is not None
+    return state

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from apikeys import Caller
 from catalog import Catalog
 from events import ServiceRuntime
-from events.contracts.requests import RequestSubmitted
+from events.contracts.requests import CancellationRequested, RequestSubmitted
 from events.http import PROBLEM_JSON, ProblemError
 from request_api import repository
 
@@ -110,6 +110,25 @@ def create_router(
         if request is None:
             raise ProblemError(404, "Request not found")
         return request.public()
+
+    @router.post("/requests/{request_id}/cancel", status_code=202)
+    async def cancel_request(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+        """Stops the request; once anything was allocated or deployed, it is undone first."""
+        async with runtime.transaction() as session:
+            request = await repository.request_cancel(session, request_id, tenant=caller.tenant)
+            if request is None:
+                if await repository.get_request(session, request_id, tenant=caller.tenant):
+                    raise ProblemError(
+                        409,
+                        "Request cannot be cancelled",
+                        "It has ended, is a deprovision, or was cancelled already.",
+                    )
+                raise ProblemError(404, "Request not found")
+            runtime.publish(
+                session,
+                CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
+            )
+        return JSONResponse(request.public(), status_code=202)
 
     @router.get("/resources")
     async def list_resources(caller: CallerDep) -> dict[str, Any]:

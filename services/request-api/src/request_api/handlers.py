@@ -67,6 +67,10 @@ async def on_verified(event: ResourceVerified, ctx: Context) -> None:
 async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
     if event.operation == "deprovision":
         await repository.settle_resource_of(ctx.session, event.request_id, retired=True)
+    elif await repository.cancel_requested(ctx.session, event.request_id):
+        # Cancelled in time: the deployer removes what it just created.
+        await repository.move_request(ctx.session, event.request_id, "compensating")
+        return
     else:
         item = ctx.deps.catalog.get(event.catalog_item)
         await repository.add_resource(
@@ -116,7 +120,7 @@ async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> Non
 @router.on(AllocationReleased)
 async def on_released(event: AllocationReleased, ctx: Context) -> None:
     if event.operation == "provision":
-        await repository.move_request(ctx.session, event.request_id, "rolled_back")
+        await repository.move_request(ctx.session, event.request_id, await _end_of_undo(ctx, event))
 
 
 @router.on(CompensationFailed)
@@ -127,11 +131,18 @@ async def on_compensation_failed(event: CompensationFailed, ctx: Context) -> Non
     )
 
 
+async def _end_of_undo(ctx: Context, event: AllocationReleased) -> str:
+    cancelled = await repository.cancel_requested(ctx.session, event.request_id)
+    return "cancelled" if cancelled else "rolled_back"
+
+
 async def _failed(
     ctx: Context, request_id: uuid.UUID, step: str, message: str, code: str | None
 ) -> None:
     reason = _reason(step, message, code)
-    await repository.move_request(ctx.session, request_id, "failed", reason=reason)
+    cancelled = await repository.cancel_requested(ctx.session, request_id)
+    status = "cancelled" if cancelled else "failed"
+    await repository.move_request(ctx.session, request_id, status, reason=reason)
     await repository.settle_resource_of(ctx.session, request_id, retired=False)
 
 

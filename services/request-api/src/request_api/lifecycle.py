@@ -13,7 +13,7 @@ TERMINAL = frozenset(
     {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
 )
 UNDOING = "compensating"
-_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed"})
+_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
 
 ALL = (*FORWARD, UNDOING, *sorted(TERMINAL))
 

@@ -27,6 +27,7 @@ class ProvisioningRequest(Base):
     status: Mapped[str] = mapped_column(String(30), index=True)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -43,6 +44,7 @@ class ProvisioningRequest(Base):
             "status": self.status,
             "reasons": self.reasons,
             "resource_id": str(self.resource_id) if self.resource_id else None,
+            "cancel_requested": self.cancel_requested_at is not None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }

@@ -86,6 +86,35 @@ async def move_request(
     return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
+async def request_cancel(
+    session: AsyncSession, request_id: uuid.UUID, *, tenant: str
+) -> ProvisioningRequest | None:
+    """Flag the request cancelled unless it has ended; None if it cannot be cancelled."""
+    return await session.scalar(
+        update(ProvisioningRequest)
+        .where(
+            ProvisioningRequest.id == request_id,
+            ProvisioningRequest.tenant == tenant,
+            ProvisioningRequest.operation == "provision",
+            ProvisioningRequest.cancel_requested_at.is_(None),
+            ProvisioningRequest.status.not_in(lifecycle.TERMINAL),
+        )
+        .values(cancel_requested_at=func.now(), updated_at=func.now())
+        .returning(ProvisioningRequest)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def cancel_requested(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    """Read under a row lock, so a cancel cannot slip in between reading and moving."""
+    flagged = await session.scalar(
+        select(ProvisioningRequest.cancel_requested_at)
+        .where(ProvisioningRequest.id == request_id)
+        .with_for_update()
+    )
+    return flagged is not None
+
+
 async def add_resource(session: AsyncSession, **columns: Any) -> None:
     await session.execute(insert(Resource).values(**columns).on_conflict_do_nothing())
 

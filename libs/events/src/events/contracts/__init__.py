@@ -5,6 +5,7 @@ from events.envelope import Event
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     requests.RequestSubmitted,
+    requests.CancellationRequested,
     validation.RequestValidated,
     validation.RequestRejected,
     validation.ValidationFailed,

@@ -11,3 +11,13 @@ class RequestSubmitted(Event, RequestFacts):
     topic = TOPIC
 
     requester_roles: list[str] = []
+
+
+class CancellationRequested(Event):
+    """The requester asked to stop. The deployer either stops the request before it deploys,
+    or removes what it deployed; the rollback then runs back through the pipeline."""
+
+    type = "request.cancellation_requested"
+    topic = TOPIC
+
+    reason: str
