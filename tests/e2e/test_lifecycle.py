@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -238,3 +239,71 @@ async def test_a_completed_request_cannot_be_cancelled(platform: Platform):
     answer = await platform.api.post(f"/v1/requests/{request['id']}/cancel")
     assert answer.status_code == 409
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_short_lease_is_announced_then_deprovisions_the_resource(platform: Platform):
+    before = await usage(platform.stack)
+    name = unique_name("leased")
+    expires_at = datetime.now(UTC) + timedelta(seconds=6)
+    answer = await platform.api.post(
+        "/v1/requests",
+        json={
+            "catalog_item": "postgres_schema",
+            "parameters": {"name": name},
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    request = await platform.wait_terminal(answer.json()["id"])
+    assert request["status"] == "completed"
+    resource_id = request["resource_id"]
+    resource = (await platform.api.get(f"/v1/resources/{resource_id}")).json()
+    assert resource["expires_at"] is not None
+
+    for _ in range(300):
+        resource = (await platform.api.get(f"/v1/resources/{resource_id}")).json()
+        if resource["state"] == "retired":
+            break
+        await asyncio.sleep(0.1)
+    assert resource["state"] == "retired", resource
+    assert [r["operation"] for r in resource["requests"]] == ["provision", "deprovision"]
+    assert datetime.fromisoformat(resource["retired_at"]) >= expires_at
+    assert not await role_exists(platform, f"{name}_schema_owner")
+    history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
+    assert "lease.expiring" in [event["type"] for event in history["events"]]
+    for _ in range(50):
+        if await usage(platform.stack) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert (await usage(platform.stack)) == before
+
+
+async def test_leases_are_extended_within_policy_only(platform: Platform):
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    answer = await platform.api.post(
+        "/v1/requests",
+        json={
+            "catalog_item": "postgres_schema",
+            "parameters": {"name": unique_name("extend")},
+            "expires_at": soon.isoformat(),
+        },
+    )
+    request = await platform.wait_terminal(answer.json()["id"])
+    path = f"/v1/resources/{request['resource_id']}/extend"
+    later = datetime.now(UTC) + timedelta(days=30)
+    extended = await platform.api.post(path, json={"expires_at": later.isoformat()})
+    assert extended.status_code == 200, extended.text
+    assert datetime.fromisoformat(extended.json()["expires_at"]) == later
+    too_far = datetime.now(UTC) + timedelta(days=400)
+    refused = await platform.api.post(path, json={"expires_at": too_far.isoformat()})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "expires_at"
+    past = await platform.api.post(
+        "/v1/requests",
+        json={
+            "catalog_item": "postgres_schema",
+            "parameters": {"name": unique_name("past")},
+            "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        },
+    )
+    assert past.status_code == 422

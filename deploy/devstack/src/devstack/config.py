@@ -40,6 +40,7 @@ class StackConfig:
     seed_file: str = "deploy/seed/organisation.json"
     # Chaos testing: the test stack lets a request ask for a failure at any step.
     inject_faults: bool = False
+    lease_sweep_interval_s: float = 30.0
 
     @classmethod
     def default(cls, repo: Path) -> StackConfig:
@@ -64,6 +65,7 @@ class StackConfig:
             pg_fsync=False,
             seed_file="tests/seed/organisation.json",
             inject_faults=True,
+            lease_sweep_interval_s=1.0,  # the tests' leases last seconds
         )
 
     @property

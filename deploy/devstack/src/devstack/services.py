@@ -64,6 +64,8 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
     if name == "allocator":
         env["SERVER_POOL"] = json.dumps(SERVER_POOL)
         env["SEED_FILE"] = str(config.repo / config.seed_file)
+    if name == "request-api":
+        env["LEASE_SWEEP_INTERVAL_S"] = str(config.lease_sweep_interval_s)
     if config.inject_faults and name in FAULT_POINTS:
         env["INJECT_FAULTS"] = json.dumps(FAULT_POINTS[name])
     if name == "deployer":

@@ -30,6 +30,8 @@ class CatalogItem:
     # {"capacity_pool": ..., "quota": {dimension: amount or {"parameter": ..., "default": ...}}}
     allocation: dict[str, Any] = field(default_factory=dict)
     monthly_cost: float = 0.0
+    # {"default_days": int | None, "max_days": int | None}
+    lease: dict[str, Any] = field(default_factory=dict)
 
     def quota_needs(self, parameters: dict[str, Any]) -> dict[str, int]:
         """How much of each tenant quota dimension one of this item consumes."""
@@ -102,6 +104,7 @@ def load_catalog() -> Catalog:
             allowed_roles=tuple(data.get("allowed_roles", ("requester", "admin"))),
             allocation=data.get("allocation", {}),
             monthly_cost=float(data.get("cost", {}).get("monthly", 0.0)),
+            lease=data.get("lease", {}),
         )
         items[item.name] = item
     return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")

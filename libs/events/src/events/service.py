@@ -63,6 +63,7 @@ class ServiceRuntime:
         self.tracer = tracing.tracer_of(self.tracer_provider)
         self._metadata = [RuntimeBase.metadata, *metadata]
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._periodic: list[tuple[str, float, Callable[[AsyncSession], Awaitable[None]]]] = []
         self.relay = OutboxRelay(
             session_factory=self.session_factory,
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -96,6 +97,10 @@ class ServiceRuntime:
             async with self.transaction() as session:
                 await prepare(session)
         relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-relay")
+        periodic_tasks = [
+            asyncio.create_task(self._every(interval_s, work), name=f"{self.service}-{name}")
+            for name, interval_s, work in self._periodic
+        ]
         consumer_task = (
             asyncio.create_task(self.consumer.run(), name=f"{self.service}-consumer")
             if self.consumer
@@ -104,6 +109,8 @@ class ServiceRuntime:
         try:
             yield
         finally:
+            for task in periodic_tasks:
+                await _finish(task, timeout_s=0)
             if self.consumer is not None and consumer_task is not None:
                 await self.consumer.stop()
                 await _finish(consumer_task, timeout_s=20.0)
@@ -115,6 +122,24 @@ class ServiceRuntime:
                     await cleanup()
             await self.engine.dispose()
             self.tracer_provider.shutdown()
+
+    def add_periodic(
+        self, name: str, interval_s: float, work: Callable[[AsyncSession], Awaitable[None]]
+    ) -> None:
+        """Run `work` every `interval_s` in its own transaction (a sweeper, a clock). Work
+        that several replicas may run at once must claim its rows (SKIP LOCKED)."""
+        self._periodic.append((name, interval_s, work))
+
+    async def _every(
+        self, interval_s: float, work: Callable[[AsyncSession], Awaitable[None]]
+    ) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                async with self.transaction() as session:
+                    await work(session)
+            except Exception as error:
+                log.warning("periodic work failed, retried next round: %s", describe(error))
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Close something the service opened (pools, engines) when it stops."""

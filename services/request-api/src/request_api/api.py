@@ -2,19 +2,22 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from apikeys import Caller
 from catalog import Catalog
 from events import ServiceRuntime
-from events.contracts.requests import CancellationRequested, RequestSubmitted
+from events.contracts.requests import CancellationRequested, LeaseExtended
 from events.http import PROBLEM_JSON, ProblemError
-from request_api import repository
+from request_api import leases, repository
+from request_api.models import ProvisioningRequest
+from request_api.submissions import Requester, ResourceNotActive, submit
 
 
 class NewRequest(BaseModel):
@@ -22,6 +25,24 @@ class NewRequest(BaseModel):
 
     catalog_item: str = Field(min_length=1, max_length=100)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # When the resource is deprovisioned by itself; the item's default lease otherwise.
+    expires_at: AwareDatetime | None = None
+
+
+class LeaseExtension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: AwareDatetime
+
+
+def _requester(caller: Caller) -> Requester:
+    return Requester(name=caller.name, tenant=caller.tenant, roles=caller.roles)
+
+
+def _accepted(request: ProvisioningRequest) -> JSONResponse:
+    return JSONResponse(
+        request.public(), status_code=202, headers={"Location": f"/v1/requests/{request.id}"}
+    )
 
 
 def create_router(
@@ -55,53 +76,27 @@ def create_router(
                 "; ".join(f"{p.field}: {p.message}" for p in problems),
                 errors=[{"field": p.field, "message": p.message} for p in problems],
             )
-        return await _submit(
-            caller, item.name, body.parameters, operation="provision", resource_id=uuid.uuid4()
-        )
-
-    async def _submit(
-        caller: Caller,
-        catalog_item: str,
-        parameters: dict[str, Any],
-        *,
-        operation: str,
-        resource_id: uuid.UUID,
-    ) -> JSONResponse:
-        request_id = uuid.uuid4()
-        with runtime.span("submit request", **{"request.id": str(request_id)}):
-            async with runtime.transaction() as session:
-                if operation == "deprovision" and not await repository.start_retiring(
-                    session, resource_id, tenant=caller.tenant
-                ):
-                    raise ProblemError(
-                        409, "Resource is not active", "Only an active resource can be removed."
-                    )
-                request = await repository.add_request(
-                    session,
-                    request_id=request_id,
-                    catalog_item=catalog_item,
-                    parameters=parameters,
-                    requester=caller.name,
-                    tenant=caller.tenant,
-                    operation=operation,
-                    resource_id=resource_id,
-                )
-                runtime.publish(
-                    session,
-                    RequestSubmitted(
-                        request_id=request_id,
-                        catalog_item=catalog_item,
-                        parameters=parameters,
-                        requester=caller.name,
-                        requester_roles=list(caller.roles),
-                        tenant=caller.tenant,
-                        operation=operation,
-                        resource_id=resource_id,
-                    ),
-                )
-        return JSONResponse(
-            request.public(), status_code=202, headers={"Location": f"/v1/requests/{request_id}"}
-        )
+        try:
+            expires_at = leases.initial_expiry(item, body.expires_at, now=datetime.now(UTC))
+        except leases.LeaseProblem as problem:
+            raise ProblemError(
+                422,
+                "Invalid lease",
+                str(problem),
+                errors=[{"field": "expires_at", "message": str(problem)}],
+            ) from problem
+        async with runtime.transaction() as session:
+            request = await submit(
+                runtime,
+                session,
+                _requester(caller),
+                item.name,
+                body.parameters,
+                operation="provision",
+                resource_id=uuid.uuid4(),
+                expires_at=expires_at,
+            )
+        return _accepted(request)
 
     @router.get("/requests/{request_id}")
     async def get_request(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
@@ -156,13 +151,54 @@ def create_router(
                 session, resource.request_id, tenant=caller.tenant
             )
         parameters = original.parameters if original else {}
-        return await _submit(
-            caller,
-            resource.catalog_item,
-            parameters,
-            operation="deprovision",
-            resource_id=resource_id,
-        )
+        try:
+            async with runtime.transaction() as session:
+                request = await submit(
+                    runtime,
+                    session,
+                    _requester(caller),
+                    resource.catalog_item,
+                    parameters,
+                    operation="deprovision",
+                    resource_id=resource_id,
+                )
+        except ResourceNotActive as error:
+            raise ProblemError(
+                409, "Resource is not active", "Only an active resource can be removed."
+            ) from error
+        return _accepted(request)
+
+    @router.post("/resources/{resource_id}/extend")
+    async def extend_lease(
+        resource_id: uuid.UUID, body: LeaseExtension, caller: CallerDep
+    ) -> dict[str, Any]:
+        async with runtime.transaction() as session:
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
+            if resource is None:
+                raise ProblemError(404, "Resource not found")
+            item = catalog.get(resource.catalog_item)
+            if resource.state != "active" or item is None:
+                raise ProblemError(409, "Only an active resource's lease can be extended")
+            try:
+                leases.check_expiry(item, body.expires_at, now=datetime.now(UTC))
+            except leases.LeaseProblem as problem:
+                raise ProblemError(
+                    422,
+                    "Invalid lease",
+                    str(problem),
+                    errors=[{"field": "expires_at", "message": str(problem)}],
+                ) from problem
+            resource.expires_at, resource.lease_warned_at = body.expires_at, None
+            runtime.publish(
+                session,
+                LeaseExtended(
+                    request_id=resource.request_id,
+                    resource_id=resource.id,
+                    expires_at=body.expires_at,
+                    extended_by=caller.name,
+                ),
+            )
+            return resource.public()
 
     @router.get("/resources/{resource_id}/credentials")
     async def reveal_credentials(

@@ -85,6 +85,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
             outputs=event.outputs,
             credentials_ref=event.credentials_ref or "",
             monthly_cost=item.monthly_cost if item else 0.0,
+            expires_at=await repository.expiry_of_request(ctx.session, event.request_id),
         )
     await repository.move_request(
         ctx.session, event.request_id, "completed", resource_id=event.resource_id

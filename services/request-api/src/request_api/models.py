@@ -28,6 +28,7 @@ class ProvisioningRequest(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -45,6 +46,7 @@ class ProvisioningRequest(Base):
             "reasons": self.reasons,
             "resource_id": str(self.resource_id) if self.resource_id else None,
             "cancel_requested": self.cancel_requested_at is not None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -61,6 +63,8 @@ class Resource(Base):
     state: Mapped[str] = mapped_column(String(30))
     monthly_cost: Mapped[float] = mapped_column(default=0.0)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    lease_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     server_id: Mapped[str] = mapped_column(String(100))
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     credentials_ref: Mapped[str] = mapped_column(String(200))
@@ -78,6 +82,7 @@ class Resource(Base):
             "monthly_cost": self.monthly_cost,
             "created_at": self.created_at.isoformat(),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "requests": [
                 {"id": str(r.id), "operation": r.operation, "status": r.status}
                 for r in requests or []

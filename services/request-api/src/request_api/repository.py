@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, literal, select, update
@@ -24,6 +24,7 @@ async def add_request(
     tenant: str,
     operation: str = "provision",
     resource_id: uuid.UUID | None = None,
+    expires_at: datetime | None = None,
 ) -> ProvisioningRequest:
     now = datetime.now(UTC)
     request = ProvisioningRequest(
@@ -36,6 +37,7 @@ async def add_request(
         tenant=tenant,
         operation=operation,
         resource_id=resource_id,
+        expires_at=expires_at,
         status=lifecycle.SUBMITTED,
         reasons=[],
     )
@@ -182,4 +184,44 @@ async def settle_resource_of(
         .where(Resource.id == deprovision, Resource.state == "retiring")
         .values(**values)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def expiry_of_request(session: AsyncSession, request_id: uuid.UUID) -> datetime | None:
+    return await session.scalar(
+        select(ProvisioningRequest.expires_at).where(ProvisioningRequest.id == request_id)
+    )
+
+
+async def leases_to_announce(
+    session: AsyncSession, *, warn_before: timedelta, limit: int = 100
+) -> list[Resource]:
+    """Active leases ending within `warn_before`, not yet announced; claimed, so that two
+    replicas never announce one twice."""
+    return list(
+        (
+            await session.scalars(
+                select(Resource)
+                .where(
+                    Resource.state == "active",
+                    Resource.lease_warned_at.is_(None),
+                    Resource.expires_at <= func.now() + warn_before,
+                )
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def expired_leases(session: AsyncSession, *, limit: int = 50) -> list[Resource]:
+    return list(
+        (
+            await session.scalars(
+                select(Resource)
+                .where(Resource.state == "active", Resource.expires_at <= func.now())
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
     )

@@ -6,6 +6,8 @@ from events.envelope import Event
 ALL_EVENTS: tuple[type[Event], ...] = (
     requests.RequestSubmitted,
     requests.CancellationRequested,
+    requests.LeaseExpiring,
+    requests.LeaseExtended,
     validation.RequestValidated,
     validation.RequestRejected,
     validation.ValidationFailed,

@@ -1,5 +1,8 @@
 """Events published by the request-api."""
 
+import uuid
+from datetime import datetime
+
 from events.contracts.common import RequestFacts
 from events.envelope import Event
 
@@ -21,3 +24,22 @@ class CancellationRequested(Event):
     topic = TOPIC
 
     reason: str
+
+
+class LeaseExpiring(Event):
+    """A resource's lease ends soon; at `expires_at` it is deprovisioned."""
+
+    type = "lease.expiring"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+    expires_at: datetime
+
+
+class LeaseExtended(Event):
+    type = "lease.extended"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+    expires_at: datetime
+    extended_by: str

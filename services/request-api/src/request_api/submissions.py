@@ -1,0 +1,71 @@
+"""Filing a request: the one way requests enter the pipeline, for the API and the lease clock."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from events import ServiceRuntime
+from events.contracts.requests import RequestSubmitted
+from request_api import repository
+from request_api.models import ProvisioningRequest
+
+
+@dataclass(frozen=True)
+class Requester:
+    name: str
+    tenant: str
+    roles: tuple[str, ...]
+
+
+class ResourceNotActive(Exception):
+    pass
+
+
+async def submit(
+    runtime: ServiceRuntime,
+    session: AsyncSession,
+    requester: Requester,
+    catalog_item: str,
+    parameters: dict[str, Any],
+    *,
+    operation: str,
+    resource_id: uuid.UUID,
+    expires_at: datetime | None = None,
+) -> ProvisioningRequest:
+    """Record the request and stage `request.submitted`, in the caller's transaction."""
+    request_id = uuid.uuid4()
+    with runtime.span("submit request", **{"request.id": str(request_id)}):
+        if operation == "deprovision" and not await repository.start_retiring(
+            session, resource_id, tenant=requester.tenant
+        ):
+            raise ResourceNotActive(resource_id)
+        request = await repository.add_request(
+            session,
+            request_id=request_id,
+            catalog_item=catalog_item,
+            parameters=parameters,
+            requester=requester.name,
+            tenant=requester.tenant,
+            operation=operation,
+            resource_id=resource_id,
+            expires_at=expires_at,
+        )
+        runtime.publish(
+            session,
+            RequestSubmitted(
+                request_id=request_id,
+                catalog_item=catalog_item,
+                parameters=parameters,
+                requester=requester.name,
+                requester_roles=list(requester.roles),
+                tenant=requester.tenant,
+                operation=operation,
+                resource_id=resource_id,
+            ),
+        )
+    return request
