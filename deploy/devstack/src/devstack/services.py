@@ -61,6 +61,7 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(config, "identity")
     if name == "request-api":
         env["DEPLOYER_URL"] = url(config, "deployer")
+        env["ALLOCATOR_URL"] = url(config, "allocator")
     if name == "allocator":
         env["SERVER_POOL"] = json.dumps(SERVER_POOL)
         env["SEED_FILE"] = str(config.repo / config.seed_file)

@@ -14,8 +14,11 @@ from jsonschema import Draft202012Validator
 
 @dataclass(frozen=True)
 class ParameterProblem:
+    """One reason a request cannot proceed, with a stable machine-readable code."""
+
     field: str | None
     message: str
+    code: str = "invalid_parameter"
 
 
 @dataclass(frozen=True)

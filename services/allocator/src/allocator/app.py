@@ -8,7 +8,7 @@ import json
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allocator import handlers, models, repository
+from allocator import api, handlers, models, repository
 from allocator.settings import Settings
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
@@ -16,16 +16,22 @@ from events import ServiceRuntime, create_service_app
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    catalog = load_catalog()
     organisation = json.loads(settings.seed_file.read_text()) if settings.seed_file else {}
     runtime = ServiceRuntime(
         settings,
         metadata=[models.Base.metadata],
         routers=[handlers.router],
-        deps=handlers.Deps(catalog=load_catalog()),
+        deps=handlers.Deps(catalog=catalog),
     )
 
     async def prepare(session: AsyncSession) -> None:
         await repository.sync_pool(session, settings.server_pool)
         await repository.sync_quotas(session, organisation)
 
-    return create_service_app(runtime, title="allocator", prepare=prepare)
+    return create_service_app(
+        runtime,
+        title="allocator",
+        routers=[api.create_router(runtime, catalog)],
+        prepare=prepare,
+    )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 
 from allocator import repository, rules
+from allocator.assessment import assess
 from allocator.models import Allocation
 from catalog import Catalog
 from events import HandlerContext, Router
@@ -43,20 +44,18 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
     if item is None:
         ctx.emit(allocation_failed(event, "the catalog item no longer exists", "unknown_item"))
         return
-    name = str(event.parameters["name"])
-    if await repository.name_in_use(ctx.session, catalog_item=item.name, name=name):
-        ctx.emit(allocation_failed(event, f"{item.name} {name!r} already exists", "name_taken"))
+    found = await assess(
+        ctx.session, item, tenant=event.tenant, parameters=event.parameters, lock=True
+    )
+    if found.problems or found.server_id is None:
+        problem = found.problems[0]
+        ctx.emit(allocation_failed(event, problem.message, problem.code or "internal"))
         return
-    needs = item.quota_needs(event.parameters)
-    ledger = await repository.lock_ledger(ctx.session, tenant=event.tenant, dimensions=needs)
-    if problems := rules.problems(needs, ledger):
-        ctx.emit(allocation_failed(event, problems[0].message, "quota_exceeded"))
-        return
-    server_id = await repository.reserve_capacity(ctx.session, catalog_item=item.name)
-    if server_id is None:
-        ctx.emit(allocation_failed(event, f"no server has room for {item.name}", "out_of_stock"))
-        return
-    await repository.save_ledger(ctx.session, tenant=event.tenant, ledger=rules.hold(needs, ledger))
+    server_id, needs = found.server_id, found.needs
+    await repository.take_capacity(ctx.session, server_id=server_id, catalog_item=item.name)
+    await repository.save_ledger(
+        ctx.session, tenant=event.tenant, ledger=rules.hold(needs, found.ledger)
+    )
     await repository.record(
         ctx.session,
         Allocation(
@@ -65,7 +64,7 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
             tenant=event.tenant,
             server_id=server_id,
             catalog_item=item.name,
-            name=name,
+            name=str(event.parameters["name"]),
             quota=needs,
         ),
     )

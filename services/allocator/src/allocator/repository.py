@@ -54,18 +54,16 @@ async def name_in_use(session: AsyncSession, *, catalog_item: str, name: str) ->
 
 
 async def lock_ledger(
-    session: AsyncSession, *, tenant: str, dimensions: Iterable[str]
+    session: AsyncSession, *, tenant: str, dimensions: Iterable[str], lock: bool = True
 ) -> dict[str, Quota]:
     """The tenant's quotas on these dimensions, locked until commit (in a fixed order, so
-    concurrent requests never deadlock)."""
-    rows = (
-        await session.scalars(
-            select(TenantQuota)
-            .where(TenantQuota.tenant == tenant, TenantQuota.dimension.in_(sorted(dimensions)))
-            .order_by(TenantQuota.dimension)
-            .with_for_update()
-        )
-    ).all()
+    concurrent requests never deadlock); `lock=False` only reads, for a plan."""
+    query = (
+        select(TenantQuota)
+        .where(TenantQuota.tenant == tenant, TenantQuota.dimension.in_(sorted(dimensions)))
+        .order_by(TenantQuota.dimension)
+    )
+    rows = (await session.scalars(query.with_for_update() if lock else query)).all()
     return {row.dimension: Quota(row.limit, row.warning, row.held, row.committed) for row in rows}
 
 
@@ -78,13 +76,13 @@ async def save_ledger(session: AsyncSession, *, tenant: str, ledger: Mapping[str
         )
 
 
-async def reserve_capacity(session: AsyncSession, *, catalog_item: str) -> str | None:
-    """Take one unit on the server with the most room left; None when the pool is full.
+async def best_server(session: AsyncSession, *, catalog_item: str, lock: bool = True) -> str | None:
+    """The server with the most room left for the item; None when the pool is full.
 
-    The row lock serialises concurrent reservations, and the check constraint is a last
-    line of defence: a server can never be over-filled.
+    Locked, the row serialises concurrent reservations until commit; the check constraint
+    is a last line of defence: a server can never be over-filled.
     """
-    server_id = await session.scalar(
+    query = (
         select(ServerCapacity.server_id)
         .where(
             ServerCapacity.catalog_item == catalog_item,
@@ -92,11 +90,12 @@ async def reserve_capacity(session: AsyncSession, *, catalog_item: str) -> str |
         )
         .order_by((ServerCapacity.capacity - ServerCapacity.used).desc(), ServerCapacity.server_id)
         .limit(1)
-        .with_for_update()
     )
-    if server_id is not None:
-        await _change_capacity(session, server_id, catalog_item, +1)
-    return server_id
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def take_capacity(session: AsyncSession, *, server_id: str, catalog_item: str) -> None:
+    await _change_capacity(session, server_id, catalog_item, +1)
 
 
 async def release_capacity(session: AsyncSession, *, server_id: str, catalog_item: str) -> None:

@@ -15,7 +15,7 @@ from catalog import Catalog
 from events import ServiceRuntime
 from events.contracts.requests import CancellationRequested, LeaseExtended
 from events.http import PROBLEM_JSON, ProblemError
-from request_api import leases, repository
+from request_api import leases, planning, repository
 from request_api.models import ProvisioningRequest
 from request_api.submissions import Requester, ResourceNotActive, submit
 
@@ -49,6 +49,7 @@ def create_router(
     runtime: ServiceRuntime,
     catalog: Catalog,
     deployer: httpx.AsyncClient,
+    allocator: httpx.AsyncClient,
     authenticate: Callable[[Request], Awaitable[Caller]],
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
@@ -59,7 +60,11 @@ def create_router(
         return {"items": [item.public() for item in catalog.items.values()]}
 
     @router.post("/requests", status_code=202)
-    async def submit_request(body: NewRequest, caller: CallerDep) -> JSONResponse:
+    async def submit_request(
+        body: NewRequest, caller: CallerDep, dry_run: bool = False
+    ) -> JSONResponse:
+        """Accepts a request (202); with `dry_run=true`, answers at once (200) with the
+        decision it would get, its quota and cost, and reserves nothing."""
         item = catalog.get(body.catalog_item)
         if item is None:
             raise ProblemError(
@@ -76,6 +81,16 @@ def create_router(
                 "; ".join(f"{p.field}: {p.message}" for p in problems),
                 errors=[{"field": p.field, "message": p.message} for p in problems],
             )
+        if dry_run:
+            answer = await planning.plan(
+                catalog,
+                item,
+                body.parameters,
+                tenant=caller.tenant,
+                roles=caller.roles,
+                allocator=allocator,
+            )
+            return JSONResponse(answer)
         try:
             expires_at = leases.initial_expiry(item, body.expires_at, now=datetime.now(UTC))
         except leases.LeaseProblem as problem:

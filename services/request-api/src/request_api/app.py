@@ -27,10 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=5)
     deployer = httpx.AsyncClient(base_url=settings.deployer_url, timeout=10.0)
+    allocator = httpx.AsyncClient(base_url=settings.allocator_url, timeout=10.0)
     runtime.add_cleanup(deployer.aclose)
+    runtime.add_cleanup(allocator.aclose)
     runtime.add_cleanup(identity_engine.dispose)
     router = api.create_router(
-        runtime, catalog, deployer, bearer_auth(async_sessionmaker(identity_engine))
+        runtime, catalog, deployer, allocator, bearer_auth(async_sessionmaker(identity_engine))
     )
     warn_before = timedelta(seconds=settings.lease_warning_s)
     runtime.add_periodic(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog import Catalog
+from catalog import Catalog, policy
 from events import HandlerContext, Router
 from events.contracts.requests import RequestSubmitted
-from events.contracts.validation import RequestRejected, RequestValidated, ValidationFailed
-from validator import rules
+from events.contracts.validation import (
+    Problem,
+    RequestRejected,
+    RequestValidated,
+    ValidationFailed,
+)
 
 router = Router()
 
@@ -25,14 +29,15 @@ def validation_failed(event: RequestSubmitted, reason: str) -> ValidationFailed:
 @router.on(RequestSubmitted, on_failure=validation_failed)
 async def validate_request(event: RequestSubmitted, ctx: HandlerContext[Deps]) -> None:
     item = ctx.deps.catalog.get(event.catalog_item)
-    problems = rules.check(
+    found = policy.check(
         item,
         event.catalog_item,
         event.parameters,
         roles=event.requester_roles,
         operation=event.operation,
     )
-    if problems:
+    if found:
+        problems = [Problem(field=p.field, message=p.message, code=p.code) for p in found]
         ctx.emit(
             RequestRejected(
                 request_id=event.request_id,

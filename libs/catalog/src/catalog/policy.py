@@ -1,12 +1,14 @@
-"""Pure policy: is this request acceptable? No I/O here."""
+"""Pure policy: may this requester have this item with these parameters? No I/O here.
+
+The validator decides with it, and a dry run answers with it: the same decision both ways.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from catalog import CatalogItem
-from events.contracts.validation import Problem
+from catalog.loader import CatalogItem, ParameterProblem
 
 
 def check(
@@ -16,11 +18,11 @@ def check(
     *,
     roles: Sequence[str] = ("requester",),
     operation: str = "provision",
-) -> list[Problem]:
+) -> list[ParameterProblem]:
     """Every reason the request must be rejected; an empty list means it may proceed."""
     if item is None:
         return [
-            Problem(
+            ParameterProblem(
                 field="catalog_item",
                 message=f"unknown catalog item {catalog_item!r}",
                 code="unknown_item",
@@ -28,7 +30,8 @@ def check(
         ]
     if not set(roles) & set(item.allowed_roles):
         return [
-            Problem(
+            ParameterProblem(
+                field=None,
                 message=f"{item.name} may be requested by {', '.join(item.allowed_roles)}; "
                 f"the requester has {', '.join(roles) or 'no roles'}",
                 code="not_authorised",
@@ -37,7 +40,7 @@ def check(
     if operation == "deprovision":
         return []  # the parameters were checked when the resource was provisioned
     problems = [
-        Problem(field=p.field, message=p.message, code="invalid_parameter")
+        ParameterProblem(field=p.field, message=p.message, code="invalid_parameter")
         for p in item.schema_problems(parameters)
     ]
     if problems:
@@ -45,13 +48,13 @@ def check(
     return _policy_problems(item, parameters)
 
 
-def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Problem]:
+def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[ParameterProblem]:
     policy = item.policy
     problems = []
     name = parameters.get("name", "")
     if name in policy.get("reserved_names", ()):
         problems.append(
-            Problem(
+            ParameterProblem(
                 field="parameters.name",
                 message=f"{name!r} is a reserved name",
                 code="reserved_name",
@@ -60,7 +63,7 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Prob
     for prefix in policy.get("reserved_prefixes", ()):
         if name.startswith(prefix):
             problems.append(
-                Problem(
+                ParameterProblem(
                     field="parameters.name",
                     message=f"names may not start with {prefix!r}",
                     code="reserved_name",
@@ -70,7 +73,7 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Prob
     most = policy.get("max_connection_limit")
     if limit is not None and most is not None and limit > most:
         problems.append(
-            Problem(
+            ParameterProblem(
                 field="parameters.connection_limit",
                 message=f"at most {most} connections are allowed for {item.name}",
                 code="over_policy_limit",

@@ -1,5 +1,5 @@
 from catalog import load_catalog
-from validator import rules
+from catalog import policy as rules
 
 CATALOG = load_catalog()
 

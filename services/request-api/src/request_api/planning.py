@@ -1,0 +1,59 @@
+"""Dry runs: the decision a request would get now, with nothing reserved and no event sent.
+
+The policy is the validator's own (`catalog.policy`), and quota and placement are the
+allocator's own assessment, asked read-only: the same rules, so the same decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from catalog import Catalog, CatalogItem, policy
+from events.http import ProblemError
+
+
+async def plan(
+    catalog: Catalog,
+    item: CatalogItem,
+    parameters: dict[str, Any],
+    *,
+    tenant: str,
+    roles: tuple[str, ...],
+    allocator: httpx.AsyncClient,
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "dry_run": True,
+        "catalog_item": item.name,
+        "policy_version": catalog.version,
+        "approval_required": False,  # approval policies come with the approvals feature
+        "cost": {"monthly": item.monthly_cost, "currency": "EUR"},
+        "quota": {},
+        "allocation": None,
+    }
+    problems = policy.check(item, item.name, parameters, roles=roles)
+    if problems:
+        reasons = [
+            {"step": "validation", "code": p.code, "field": p.field, "message": p.message}
+            for p in problems
+        ]
+        return answer | {"decision": "rejected", "reasons": reasons}
+    try:
+        response = await allocator.post(
+            "/internal/plan",
+            json={"catalog_item": item.name, "tenant": tenant, "parameters": parameters},
+        )
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise ProblemError(
+            503, "Allocator unavailable for planning", type(error).__name__
+        ) from error
+    assessment = response.json()
+    reasons = [{"step": "allocation", **reason} for reason in assessment["reasons"]]
+    return answer | {
+        "decision": "accepted" if assessment["ok"] else "failed",
+        "reasons": reasons,
+        "quota": assessment["quota"],
+        "allocation": {"server_id": assessment["server_id"]} if assessment["ok"] else None,
+    }
