@@ -70,7 +70,7 @@ async def test_killing_services_mid_burst_loses_nothing_and_repeats_nothing(plat
         used, active = await allocator.fetchrow(
             "SELECT (SELECT used FROM server_capacity WHERE catalog_item = 'postgres_schema'),"
             " (SELECT count(*) FROM allocations"
-            "   WHERE catalog_item = 'postgres_schema' AND released_at IS NULL)"
+            "   WHERE catalog_item = 'postgres_schema' AND state IN ('held', 'committed'))"
         )
     finally:
         await allocator.close()

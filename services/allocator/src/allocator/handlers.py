@@ -40,6 +40,8 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
     if event.operation == "deprovision":
         await _locate_for_removal(event, ctx)
         return
+    if await repository.allocation_of_request(ctx.session, event.request_id) is not None:
+        return  # decided already: a copy of the event under another id changes nothing
     item = ctx.deps.catalog.get(event.catalog_item)
     if item is None:
         ctx.emit(allocation_failed(event, "the catalog item no longer exists", "unknown_item"))
@@ -49,6 +51,18 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
     )
     if found.problems or found.server_id is None:
         problem = found.problems[0]
+        # Remembered, so that a copy of this event gets the same answer and no second one.
+        await repository.record(
+            ctx.session,
+            Allocation(
+                request_id=event.request_id,
+                resource_id=event.resource_id,
+                tenant=event.tenant,
+                catalog_item=item.name,
+                name=str(event.parameters.get("name", "")),
+                state="refused",
+            ),
+        )
         ctx.emit(allocation_failed(event, problem.message, problem.code or "internal"))
         return
     server_id, needs = found.server_id, found.needs
@@ -81,7 +95,7 @@ async def _locate_for_removal(event: RequestValidated, ctx: Context) -> None:
     """A deprovision takes nothing new: it finds where the resource lives."""
     assert event.resource_id is not None
     allocation = await repository.live_allocation_of_resource(ctx.session, event.resource_id)
-    if allocation is None:
+    if allocation is None or allocation.server_id is None:
         ctx.emit(allocation_failed(event, "the resource holds no live allocation", "not_found"))
         return
     ctx.emit(
@@ -124,7 +138,7 @@ async def _roll_back(ctx: Context, request_id: uuid.UUID, reason: str) -> None:
     """Release what the request holds. A rollback follows the removal of its deployment, so
     even a commitment (a cancel after completion) is given back."""
     allocation = await repository.allocation_of_request(ctx.session, request_id)
-    if allocation is not None and allocation.state != "released":
+    if allocation is not None and allocation.state in ("held", "committed"):
         await _move(ctx, allocation, "released")
     ctx.emit(AllocationReleased(request_id=request_id, reason=reason))
 
@@ -137,6 +151,7 @@ async def _move(ctx: Context, allocation: Allocation, state: str) -> None:
         ledger = rules.commit(allocation.quota, ledger)
     else:
         ledger = rules.release(allocation.quota, ledger, committed=allocation.state == "committed")
+        assert allocation.server_id is not None  # only held or committed allocations move
         await repository.release_capacity(
             ctx.session, server_id=allocation.server_id, catalog_item=allocation.catalog_item
         )

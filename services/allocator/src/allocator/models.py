@@ -45,18 +45,18 @@ class Allocation(Base):
             "catalog_item",
             "name",
             unique=True,
-            postgresql_where=text("state <> 'released'"),
+            postgresql_where=text("state IN ('held', 'committed')"),
         ),
     )
 
     request_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     resource_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     tenant: Mapped[str] = mapped_column(String(100))
-    server_id: Mapped[str] = mapped_column(String(100))
+    server_id: Mapped[str | None] = mapped_column(String(100))
     catalog_item: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(100))
     quota: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
-    # held (request in flight) -> committed (resource live) -> released
+    # held (request in flight) -> committed (resource live) -> released; or refused
     state: Mapped[str] = mapped_column(String(20), default="held")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -47,7 +47,7 @@ async def name_in_use(session: AsyncSession, *, catalog_item: str, name: str) ->
         select(Allocation.request_id).where(
             Allocation.catalog_item == catalog_item,
             Allocation.name == name,
-            Allocation.state != "released",
+            Allocation.state.in_(("held", "committed")),
         )
     )
     return found is not None
