@@ -307,3 +307,57 @@ async def test_leases_are_extended_within_policy_only(platform: Platform):
         },
     )
     assert past.status_code == 422
+
+
+async def test_above_the_threshold_a_request_waits_for_an_approver(platform: Platform):
+    approver_key = await key_for(
+        platform.stack, name="approver-ann", tenant="default", roles=["approver"]
+    )
+    body = {
+        "catalog_item": "postgres_database",
+        "parameters": {"name": unique_name("big"), "connection_limit": 40},
+    }
+    plan = (await platform.api.post("/v1/requests", params={"dry_run": "true"}, json=body)).json()
+    assert plan["approval_required"] is True
+    approved_id = (await platform.api.post("/v1/requests", json=body)).json()["id"]
+    denied_body = {**body, "parameters": {"name": unique_name("big"), "connection_limit": 40}}
+    denied_id = (await platform.api.post("/v1/requests", json=denied_body)).json()["id"]
+    await wait_for_status(platform, approved_id, "awaiting_approval")
+    await wait_for_status(platform, denied_id, "awaiting_approval")
+
+    # The requester cannot approve their own request.
+    own = await platform.api.post(
+        f"/v1/requests/{approved_id}/approve", json={"justification": "looks fine to me"}
+    )
+    assert own.status_code == 403, own.text
+    async with httpx.AsyncClient(
+        base_url=platform.stack.service_url("request-api"),
+        headers={"Authorization": f"Bearer {approver_key}"},
+    ) as approver:
+        missing = await approver.post(f"/v1/requests/{approved_id}/approve", json={})
+        assert missing.status_code == 422
+        ok = await approver.post(
+            f"/v1/requests/{approved_id}/approve", json={"justification": "capacity planned"}
+        )
+        assert ok.status_code == 202, ok.text
+        twice = await approver.post(
+            f"/v1/requests/{approved_id}/approve", json={"justification": "again"}
+        )
+        assert twice.status_code == 409
+        no = await approver.post(
+            f"/v1/requests/{denied_id}/deny", json={"justification": "use a schema instead"}
+        )
+        assert no.status_code == 202
+    assert (await platform.wait_terminal(approved_id))["status"] == "completed"
+    denied = await platform.wait_terminal(denied_id)
+    assert denied["status"] == "rejected"
+    assert denied["reasons"][0]["code"] == "denied"
+    assert "use a schema instead" in denied["reasons"][0]["message"]
+    history = (await platform.audit.get(f"/v1/audit/requests/{approved_id}")).json()
+    types = [event["type"] for event in history["events"]]
+    assert types[:4] == [
+        "request.submitted",
+        "request.awaiting_approval",
+        "request.approved",
+        "request.validated",
+    ]

@@ -36,3 +36,12 @@ def test_policy_refuses_reserved_names_and_big_limits():
     ]
     too_many = rules.check(item, "postgres_database", {"name": "big", "connection_limit": 99})
     assert fields(too_many) == ["parameters.connection_limit"]
+
+
+def test_approval_is_needed_above_the_threshold_only():
+    from catalog.policy import approval_reasons
+
+    item = CATALOG.get("postgres_database")
+    assert approval_reasons(item, {"name": "big", "connection_limit": 25}) == []
+    [reason] = approval_reasons(item, {"name": "big", "connection_limit": 40})
+    assert reason.code == "approval_required" and reason.field == "parameters.connection_limit"

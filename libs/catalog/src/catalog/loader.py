@@ -35,6 +35,8 @@ class CatalogItem:
     monthly_cost: float = 0.0
     # {"default_days": int | None, "max_days": int | None}
     lease: dict[str, Any] = field(default_factory=dict)
+    # {"when": [{"parameter": ..., "above": ..., "reason": ...}]}
+    approval: dict[str, Any] = field(default_factory=dict)
 
     def quota_needs(self, parameters: dict[str, Any]) -> dict[str, int]:
         """How much of each tenant quota dimension one of this item consumes."""
@@ -108,6 +110,7 @@ def load_catalog() -> Catalog:
             allocation=data.get("allocation", {}),
             monthly_cost=float(data.get("cost", {}).get("monthly", 0.0)),
             lease=data.get("lease", {}),
+            approval=data.get("approval", {}),
         )
         items[item.name] = item
     return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")

@@ -80,3 +80,19 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Para
             )
         )
     return problems
+
+
+def approval_reasons(item: CatalogItem, parameters: dict[str, Any]) -> list[ParameterProblem]:
+    """Why this request needs an approver's decision; empty when it does not."""
+    reasons = []
+    for rule in item.approval.get("when", ()):
+        value = parameters.get(rule["parameter"])
+        if isinstance(value, int | float) and value > rule["above"]:
+            reasons.append(
+                ParameterProblem(
+                    field=f"parameters.{rule['parameter']}",
+                    message=rule.get("reason", f"{rule['parameter']} above {rule['above']}"),
+                    code="approval_required",
+                )
+            )
+    return reasons

@@ -12,8 +12,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from apikeys import Caller
 from catalog import Catalog
-from events import ServiceRuntime
-from events.contracts.requests import CancellationRequested, LeaseExtended
+from events import Event, ServiceRuntime
+from events.contracts.requests import (
+    CancellationRequested,
+    LeaseExtended,
+    RequestApproved,
+    RequestDenied,
+)
 from events.http import PROBLEM_JSON, ProblemError
 from request_api import leases, planning, repository
 from request_api.models import ProvisioningRequest
@@ -27,6 +32,12 @@ class NewRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     # When the resource is deprovisioned by itself; the item's default lease otherwise.
     expires_at: AwareDatetime | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    justification: str = Field(min_length=3, max_length=2000)
 
 
 class LeaseExtension(BaseModel):
@@ -138,6 +149,54 @@ def create_router(
                 session,
                 CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
             )
+        return JSONResponse(request.public(), status_code=202)
+
+    @router.post("/requests/{request_id}/approve", status_code=202)
+    async def approve(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
+        return await _decide(request_id, body, caller, approve=True)
+
+    @router.post("/requests/{request_id}/deny", status_code=202)
+    async def deny(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
+        return await _decide(request_id, body, caller, approve=False)
+
+    async def _decide(
+        request_id: uuid.UUID, body: Decision, caller: Caller, *, approve: bool
+    ) -> JSONResponse:
+        if not {"approver", "admin"} & set(caller.roles):
+            raise ProblemError(403, "Only an approver may decide")
+        async with runtime.transaction() as session:
+            pending = await repository.get_request(session, request_id, tenant=caller.tenant)
+            if pending is not None and pending.requester == caller.name:
+                raise ProblemError(403, "Nobody decides on their own request")
+            request = await repository.record_decision(
+                session, request_id, tenant=caller.tenant, approver=caller.name
+            )
+            if request is None:
+                if await repository.get_request(session, request_id, tenant=caller.tenant):
+                    raise ProblemError(
+                        409,
+                        "No decision possible",
+                        "The request is not awaiting approval, or was decided already.",
+                    )
+                raise ProblemError(404, "Request not found")
+            decision: Event
+            if approve:
+                decision = RequestApproved(
+                    request_id=request.id,
+                    catalog_item=request.catalog_item,
+                    parameters=request.parameters,
+                    requester=request.requester,
+                    tenant=request.tenant,
+                    operation="provision",
+                    resource_id=request.resource_id,
+                    approver=caller.name,
+                    justification=body.justification,
+                )
+            else:
+                decision = RequestDenied(
+                    request_id=request.id, approver=caller.name, justification=body.justification
+                )
+            runtime.publish(session, decision)
         return JSONResponse(request.public(), status_code=202)
 
     @router.get("/resources")

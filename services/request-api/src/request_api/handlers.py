@@ -16,7 +16,12 @@ from events.contracts.deployment import (
     ResourceDeployed,
     ResourceVerified,
 )
-from events.contracts.validation import RequestRejected, RequestValidated, ValidationFailed
+from events.contracts.validation import (
+    ApprovalRequired,
+    RequestRejected,
+    RequestValidated,
+    ValidationFailed,
+)
 from request_api import repository
 
 router = Router()
@@ -33,6 +38,11 @@ Context = HandlerContext[Deps]
 @router.on(RequestValidated)
 async def on_validated(event: RequestValidated, ctx: Context) -> None:
     await repository.move_request(ctx.session, event.request_id, "validated")
+
+
+@router.on(ApprovalRequired)
+async def on_awaiting_approval(event: ApprovalRequired, ctx: Context) -> None:
+    await repository.move_request(ctx.session, event.request_id, "awaiting_approval")
 
 
 @router.on(RequestRejected)

@@ -1,14 +1,23 @@
 """Pure rules of a request's status: which status may follow which, and never backwards.
 
-submitted → validated → allocated → configured → deployed → verified → completed, with the
-exits rejected, failed (nothing to undo), compensating → rolled_back | compensation_failed.
+submitted → (awaiting_approval) → validated → allocated → configured → deployed → verified
+→ completed, with the exits rejected, failed (nothing to undo), cancelled, and compensating →
+rolled_back | compensation_failed | cancelled.
 Events of one request arrive on several topics, so a late one must not undo a newer status.
 """
 
 from __future__ import annotations
 
 SUBMITTED = "submitted"
-FORWARD = ("submitted", "validated", "allocated", "configured", "deployed", "verified")
+FORWARD = (
+    "submitted",
+    "awaiting_approval",
+    "validated",
+    "allocated",
+    "configured",
+    "deployed",
+    "verified",
+)
 TERMINAL = frozenset(
     {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
 )

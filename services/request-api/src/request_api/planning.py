@@ -27,7 +27,7 @@ async def plan(
         "dry_run": True,
         "catalog_item": item.name,
         "policy_version": catalog.version,
-        "approval_required": False,  # approval policies come with the approvals feature
+        "approval_required": bool(policy.approval_reasons(item, parameters)),
         "cost": {"monthly": item.monthly_cost, "currency": "EUR"},
         "quota": {},
         "allocation": None,

@@ -225,3 +225,22 @@ async def expired_leases(session: AsyncSession, *, limit: int = 50) -> list[Reso
             )
         ).all()
     )
+
+
+async def record_decision(
+    session: AsyncSession, request_id: uuid.UUID, *, tenant: str, approver: str
+) -> ProvisioningRequest | None:
+    """Claim the approval decision: one decision per request, never by its requester."""
+    return await session.scalar(
+        update(ProvisioningRequest)
+        .where(
+            ProvisioningRequest.id == request_id,
+            ProvisioningRequest.tenant == tenant,
+            ProvisioningRequest.status == "awaiting_approval",
+            ProvisioningRequest.decided_by.is_(None),
+            ProvisioningRequest.requester != approver,
+        )
+        .values(decided_by=approver, updated_at=func.now())
+        .returning(ProvisioningRequest)
+        .execution_options(synchronize_session=False)
+    )

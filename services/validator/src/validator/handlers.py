@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog import Catalog, policy
-from events import HandlerContext, Router
-from events.contracts.requests import RequestSubmitted
+from events import Event, HandlerContext, Router
+from events.contracts.requests import RequestApproved, RequestDenied, RequestSubmitted
 from events.contracts.validation import (
+    ApprovalRequired,
     Problem,
     RequestRejected,
     RequestValidated,
@@ -22,7 +23,7 @@ class Deps:
     catalog: Catalog
 
 
-def validation_failed(event: RequestSubmitted, reason: str) -> ValidationFailed:
+def validation_failed(event: Event, reason: str) -> ValidationFailed:
     return ValidationFailed(request_id=event.request_id, reason=reason, code="internal")
 
 
@@ -45,6 +46,31 @@ async def validate_request(event: RequestSubmitted, ctx: HandlerContext[Deps]) -
                 policy_version=ctx.deps.catalog.version,
             )
         )
+        return
+    facts = event.model_dump(exclude={"type", "topic", "version", "requester_roles"})
+    needs_approval = (
+        policy.approval_reasons(item, event.parameters)
+        if item is not None and event.operation == "provision"
+        else []
+    )
+    if needs_approval:
+        reasons = [Problem(field=p.field, message=p.message, code=p.code) for p in needs_approval]
+        ctx.emit(ApprovalRequired(**facts, reasons=reasons))
     else:
-        facts = event.model_dump(exclude={"type", "topic", "version", "requester_roles"})
         ctx.emit(RequestValidated(**facts))
+
+
+@router.on(RequestApproved, on_failure=validation_failed)
+async def approved(event: RequestApproved, ctx: HandlerContext[Deps]) -> None:
+    facts = event.model_dump(exclude={"type", "topic", "version", "approver", "justification"})
+    ctx.emit(RequestValidated(**facts))
+
+
+@router.on(RequestDenied, on_failure=validation_failed)
+async def denied(event: RequestDenied, ctx: HandlerContext[Deps]) -> None:
+    reason = Problem(message=f"denied by {event.approver}: {event.justification}", code="denied")
+    ctx.emit(
+        RequestRejected(
+            request_id=event.request_id, reasons=[reason], policy_version=ctx.deps.catalog.version
+        )
+    )

@@ -43,3 +43,19 @@ class LeaseExtended(Event):
     resource_id: uuid.UUID
     expires_at: datetime
     extended_by: str
+
+
+class RequestApproved(Event, RequestFacts):
+    type = "request.approved"
+    topic = TOPIC
+
+    approver: str
+    justification: str
+
+
+class RequestDenied(Event):
+    type = "request.denied"
+    topic = TOPIC
+
+    approver: str
+    justification: str

@@ -5,7 +5,13 @@ from events.envelope import Event
 
 TOPIC = "provisioning.validation"
 
-__all__ = ["Problem", "RequestRejected", "RequestValidated", "ValidationFailed"]
+__all__ = [
+    "ApprovalRequired",
+    "Problem",
+    "RequestRejected",
+    "RequestValidated",
+    "ValidationFailed",
+]
 
 
 class RequestValidated(Event, RequestFacts):
@@ -29,3 +35,12 @@ class ValidationFailed(Event):
 
     reason: str
     code: str | None = None
+
+
+class ApprovalRequired(Event, RequestFacts):
+    """Acceptable, but only with an approver's decision: the request waits for it."""
+
+    type = "request.awaiting_approval"
+    topic = TOPIC
+
+    reasons: list[Problem]
