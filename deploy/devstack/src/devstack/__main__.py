@@ -56,6 +56,7 @@ def _print_summary(stack: Stack) -> None:
     print(f"kafka:         {config.bootstrap_servers}")
     print(f"postgres:      {stack.database_dsn('postgres')}")
     print(f"admin API key: {config.admin_key_file}")
+    print(f"people's keys: {config.root / 'keys'}/<name>.key (deploy/seed/organisation.json)")
     print(f"logs:          {config.logs_dir}")
     print(f"traces:        {config.traces_dir}")
 

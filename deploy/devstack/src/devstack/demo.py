@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 
 from devstack.config import StackConfig
 from devstack.stack import Stack
 
-TERMINAL = {"completed", "rejected", "failed"}
+TERMINAL = {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
 
 
 def run(config: StackConfig) -> None:
@@ -27,15 +28,7 @@ def run(config: StackConfig) -> None:
     request = answer.json()
     print(f"  -> {answer.status_code}, Location: {answer.headers['location']}")
 
-    status = None
-    while True:
-        request = api.get(f"/v1/requests/{request['id']}").json()
-        if request["status"] != status:
-            status = request["status"]
-            print(f"  {1000 * (time.monotonic() - started):7.0f} ms  {status}")
-        if status in TERMINAL or time.monotonic() - started > 60:
-            break
-        time.sleep(0.05)
+    request = _follow(api, request["id"], started)
     if request["reasons"]:
         print(f"  reasons: {request['reasons']}")
 
@@ -50,7 +43,26 @@ def run(config: StackConfig) -> None:
             f"a second reveal answers {second}"
         )
 
+        resource_path = f"/v1/resources/{resource['id']}"
+        print(f"DELETE {resource_path}")
+        removal = api.delete(resource_path).json()
+        _follow(api, removal["id"], time.monotonic())
+        print(f"resource state: {api.get(resource_path).json()['state']}")
+
     print("audit history:")
     for event in audit.get(f"/v1/audit/requests/{request['id']}").json()["events"]:
         print(f"  #{event['seq']:<5} {event['time']}  {event['source']:<13} {event['type']}")
     print(f"audit chain: {audit.get('/v1/audit/verify').json()}")
+
+
+def _follow(api: httpx.Client, request_id: str, started: float) -> dict[str, Any]:
+    """Print each status the request passes through until it ends."""
+    status = None
+    while True:
+        request: dict[str, Any] = api.get(f"/v1/requests/{request_id}").json()
+        if request["status"] != status:
+            status = request["status"]
+            print(f"  {1000 * (time.monotonic() - started):7.0f} ms  {status}")
+        if status in TERMINAL or time.monotonic() - started > 60:
+            return request
+        time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -41,3 +42,30 @@ def ensure_admin_key(config: StackConfig) -> str:
     if key != current:
         bootstrap.write_private(key_file, key)
     return key
+
+
+def ensure_people_keys(config: StackConfig) -> list[Path]:
+    """An API key for every person of the seed organisation, in `<root>/keys/<name>.key`."""
+    organisation = json.loads((config.repo / config.seed_file).read_text())
+    folder = config.root / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    identity_url = postgres.sqlalchemy_url(config, "identity")
+    written = []
+    for person in organisation.get("people", []):
+        key_file = folder / f"{person['name']}.key"
+        current = key_file.read_text().strip() if key_file.exists() else None
+        key = run_async(
+            bootstrap.ensure_key(
+                identity_url,
+                current,
+                name=person["name"],
+                scopes=["requests"],
+                tenant=person["tenant"],
+                roles=list(person["roles"]),
+            )
+        )
+        if key != current:
+            bootstrap.write_private(key_file, key)
+        written.append(key_file)
+    return written

@@ -55,6 +55,7 @@ class Stack:
         self.start_infrastructure(fresh=fresh)
         keys.ensure_credentials_key(self.config)
         keys.ensure_admin_key(self.config)
+        keys.ensure_people_keys(self.config)
         with self._timed("services"):
             services.start(self.config)
 

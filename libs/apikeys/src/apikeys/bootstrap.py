@@ -15,20 +15,40 @@ ADMIN_SCOPES = ["admin"]
 
 async def ensure_admin_key(identity_database_url: str, current: str | None) -> str:
     """`current` if it still verifies, else a new admin key stored in the identity database."""
+    return await ensure_key(
+        identity_database_url,
+        current,
+        name=ADMIN_KEY_NAME,
+        scopes=ADMIN_SCOPES,
+        tenant="default",
+        roles=["admin", "requester"],
+    )
+
+
+async def ensure_key(
+    identity_database_url: str,
+    current: str | None,
+    *,
+    name: str,
+    scopes: list[str],
+    tenant: str,
+    roles: list[str],
+) -> str:
+    """`current` if it still verifies as this person's, else a new key for them."""
     engine = create_async_engine(identity_database_url)
     try:
         await ensure_schema(engine)
         # The bootstrap is the outermost caller, so it owns the transaction.
         async with AsyncSession(engine) as session, session.begin():
-            if current and await verify_key(session, current) is not None:
-                return current
-            return await create_key(
-                session,
-                name=ADMIN_KEY_NAME,
-                scopes=ADMIN_SCOPES,
-                tenant="default",
-                roles=["admin", "requester"],
-            )
+            if current:
+                key = await verify_key(session, current)
+                if key is not None and (key.name, key.tenant, sorted(key.roles)) == (
+                    name,
+                    tenant,
+                    sorted(roles),
+                ):
+                    return current
+            return await create_key(session, name=name, scopes=scopes, tenant=tenant, roles=roles)
     finally:
         await engine.dispose()
 
