@@ -49,20 +49,18 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
     found = await assess(
         ctx.session, item, tenant=event.tenant, parameters=event.parameters, lock=True
     )
+    allocation = Allocation(
+        request_id=event.request_id,
+        resource_id=event.resource_id,
+        tenant=event.tenant,
+        catalog_item=item.name,
+        name=str(event.parameters.get("name", "")),
+    )
     if found.problems or found.server_id is None:
         problem = found.problems[0]
         # Remembered, so that a copy of this event gets the same answer and no second one.
-        await repository.record(
-            ctx.session,
-            Allocation(
-                request_id=event.request_id,
-                resource_id=event.resource_id,
-                tenant=event.tenant,
-                catalog_item=item.name,
-                name=str(event.parameters.get("name", "")),
-                state="refused",
-            ),
-        )
+        allocation.state = "refused"
+        await repository.record(ctx.session, allocation)
         ctx.emit(allocation_failed(event, problem.message, problem.code or "internal"))
         return
     server_id, needs = found.server_id, found.needs
@@ -70,18 +68,8 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
     await repository.save_ledger(
         ctx.session, tenant=event.tenant, ledger=rules.hold(needs, found.ledger)
     )
-    await repository.record(
-        ctx.session,
-        Allocation(
-            request_id=event.request_id,
-            resource_id=event.resource_id,
-            tenant=event.tenant,
-            server_id=server_id,
-            catalog_item=item.name,
-            name=str(event.parameters["name"]),
-            quota=needs,
-        ),
-    )
+    allocation.server_id, allocation.quota, allocation.state = server_id, needs, "held"
+    await repository.record(ctx.session, allocation)
     ctx.emit(
         ResourceAllocated(
             **event.model_dump(exclude={"type", "topic", "version"}),

@@ -3,12 +3,13 @@
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
 from catalog import Catalog
@@ -138,13 +139,13 @@ def create_router(
         async with runtime.transaction() as session:
             request = await repository.request_cancel(session, request_id, tenant=caller.tenant)
             if request is None:
-                if await repository.get_request(session, request_id, tenant=caller.tenant):
-                    raise ProblemError(
-                        409,
-                        "Request cannot be cancelled",
-                        "It has ended, is a deprovision, or was cancelled already.",
-                    )
-                raise ProblemError(404, "Request not found")
+                await _refuse(
+                    session,
+                    request_id,
+                    caller,
+                    "Request cannot be cancelled",
+                    "It has ended, is a deprovision, or was cancelled already.",
+                )
             runtime.publish(
                 session,
                 CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
@@ -159,6 +160,14 @@ def create_router(
     async def deny(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
         return await _decide(request_id, body, caller, approve=False)
 
+    async def _refuse(
+        session: AsyncSession, request_id: uuid.UUID, caller: Caller, title: str, detail: str
+    ) -> NoReturn:
+        """409 when the caller's request exists but is past this action, 404 otherwise."""
+        if await repository.get_request(session, request_id, tenant=caller.tenant):
+            raise ProblemError(409, title, detail)
+        raise ProblemError(404, "Request not found")
+
     async def _decide(
         request_id: uuid.UUID, body: Decision, caller: Caller, *, approve: bool
     ) -> JSONResponse:
@@ -172,13 +181,13 @@ def create_router(
                 session, request_id, tenant=caller.tenant, approver=caller.name
             )
             if request is None:
-                if await repository.get_request(session, request_id, tenant=caller.tenant):
-                    raise ProblemError(
-                        409,
-                        "No decision possible",
-                        "The request is not awaiting approval, or was decided already.",
-                    )
-                raise ProblemError(404, "Request not found")
+                await _refuse(
+                    session,
+                    request_id,
+                    caller,
+                    "No decision possible",
+                    "The request is not awaiting approval, or was decided already.",
+                )
             decision: Event
             if approve:
                 decision = RequestApproved(
