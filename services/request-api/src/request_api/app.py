@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from apikeys import bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
-from request_api import api, handlers, lease_clock, models
+from request_api import api_requests, api_resources, handlers, lease_clock, models
 from request_api.settings import Settings
 
 
@@ -31,13 +31,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.add_cleanup(deployer.aclose)
     runtime.add_cleanup(allocator.aclose)
     runtime.add_cleanup(identity_engine.dispose)
-    router = api.create_router(
-        runtime, catalog, deployer, allocator, bearer_auth(async_sessionmaker(identity_engine))
-    )
+    authenticate = bearer_auth(async_sessionmaker(identity_engine))
+    routers = [
+        api_requests.create_router(runtime, catalog, allocator, authenticate),
+        api_resources.create_router(runtime, catalog, deployer, authenticate),
+    ]
     warn_before = timedelta(seconds=settings.lease_warning_s)
     runtime.add_periodic(
         "lease-clock",
         settings.lease_sweep_interval_s,
         partial(lease_clock.tick, runtime, warn_before=warn_before),
     )
-    return create_service_app(runtime, title="request-api", routers=[router])
+    return create_service_app(runtime, title="request-api", routers=routers)

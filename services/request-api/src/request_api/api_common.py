@@ -1,0 +1,52 @@
+"""What the request-api's routes share: request bodies and answers."""
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from apikeys import Caller
+from events.http import ProblemError
+from request_api.leases import LeaseProblem
+from request_api.models import ProvisioningRequest
+from request_api.submissions import Requester
+
+
+class NewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    catalog_item: str = Field(min_length=1, max_length=100)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    # When the resource is deprovisioned by itself; the item's default lease otherwise.
+    expires_at: AwareDatetime | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    justification: str = Field(min_length=3, max_length=2000)
+
+
+class LeaseExtension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: AwareDatetime
+
+
+def requester_of(caller: Caller) -> Requester:
+    return Requester(name=caller.name, tenant=caller.tenant, roles=caller.roles)
+
+
+def accepted(request: ProvisioningRequest) -> JSONResponse:
+    return JSONResponse(
+        request.public(), status_code=202, headers={"Location": f"/v1/requests/{request.id}"}
+    )
+
+
+def invalid_lease(problem: LeaseProblem) -> ProblemError:
+    return ProblemError(
+        422,
+        "Invalid lease",
+        str(problem),
+        errors=[{"field": "expires_at", "message": str(problem)}],
+    )
