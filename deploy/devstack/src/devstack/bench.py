@@ -64,7 +64,8 @@ async def pipeline(stack: Stack, count: int, rate: float) -> PipelineResult:
                 now = time.monotonic()
                 for record in records:
                     envelope = Envelope.model_validate_json(record.value or b"{}")
-                    if envelope.subject in submitted and envelope.subject not in finished:
+                    ended = envelope.type in ("provisioning.completed", "provisioning.failed")
+                    if ended and envelope.subject in submitted and envelope.subject not in finished:
                         finished[envelope.subject] = (now, envelope.type)
 
     headers = {"Authorization": f"Bearer {stack.admin_key()}"}
