@@ -27,3 +27,8 @@ def test_schema_lives_in_the_shared_database():
 def test_unknown_item_cannot_be_configured():
     with pytest.raises(rules.CannotConfigure):
         rules.render(None, {"name": "x"})
+
+
+def test_an_item_without_a_template_says_so():
+    with pytest.raises(rules.CannotConfigure, match="no configuration template"):
+        rules.render(CATALOG.get("software_license"), {"name": "abc", "product": "figma"})

@@ -30,13 +30,21 @@ class CatalogItem:
     policy: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     allowed_roles: tuple[str, ...] = ("requester", "admin")
-    # {"capacity_pool": ..., "quota": {dimension: amount or {"parameter": ..., "default": ...}}}
+    # {"capacity_pool": ..., "target": ..., "units": {role: "pool:{parameter}"},
+    #  "quota": {dimension: amount or {"parameter": ..., "default": ...}}}
     allocation: dict[str, Any] = field(default_factory=dict)
     monthly_cost: float = 0.0
     # {"default_days": int | None, "max_days": int | None}
     lease: dict[str, Any] = field(default_factory=dict)
     # {"when": [{"parameter": ..., "above": ..., "reason": ...}]}
     approval: dict[str, Any] = field(default_factory=dict)
+
+    def unit_needs(self, parameters: dict[str, Any]) -> dict[str, str]:
+        """Which pool each identifiable unit comes from (a seat, an address, a device)."""
+        return {
+            role: template.format_map(_Parameters(parameters))
+            for role, template in self.allocation.get("units", {}).items()
+        }
 
     def quota_needs(self, parameters: dict[str, Any]) -> dict[str, int]:
         """How much of each tenant quota dimension one of this item consumes."""
@@ -119,3 +127,10 @@ def load_catalog() -> Catalog:
 def _short(message: str, limit: int = 300) -> str:
     # jsonschema echoes the offending value, which may be huge or hostile: keep it short.
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+class _Parameters(dict[str, Any]):
+    """Fills a pool template from parameters; a missing one stays visible in the name."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prepare(session: AsyncSession) -> None:
         await repository.sync_pool(session, settings.server_pool)
         await repository.sync_quotas(session, organisation)
+        await repository.sync_units(session, organisation)
 
     return create_service_app(
         runtime,

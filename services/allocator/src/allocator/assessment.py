@@ -20,12 +20,15 @@ class Assessment:
     ledger: dict[str, Quota]
     server_id: str | None
     problems: list[Problem] = field(default_factory=list)
+    # role -> (pool, unit)
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         return {
             "ok": not self.problems,
             "reasons": [p.model_dump() for p in self.problems],
             "server_id": self.server_id,
+            "units": {role: unit for role, (_, unit) in self.units.items()},
             "quota": {
                 dim: {
                     "limit": quota.limit,
@@ -58,8 +61,18 @@ async def assess(
     ledger = await repository.lock_ledger(session, tenant=tenant, dimensions=needs, lock=lock)
     if problems := rules.problems(needs, ledger):
         return Assessment(needs, ledger, None, problems)
+    units = {}
+    for role, pool in item.unit_needs(parameters).items():
+        unit = await repository.free_unit(session, pool=pool, lock=lock)
+        if unit is None:
+            problem = Problem(code="out_of_stock", message=f"no {role} left in {pool}")
+            return Assessment(needs, ledger, None, [problem])
+        units[role] = (pool, unit)
+    if "capacity_pool" not in item.allocation:
+        # Nothing to place: the item's target system takes it.
+        return Assessment(needs, ledger, item.allocation.get("target", item.name), units=units)
     server_id = await repository.best_server(session, catalog_item=item.name, lock=lock)
     if server_id is None:
         problem = Problem(code="out_of_stock", message=f"no server has room for {item.name}")
         return Assessment(needs, ledger, None, [problem])
-    return Assessment(needs, ledger, server_id)
+    return Assessment(needs, ledger, server_id, units=units)

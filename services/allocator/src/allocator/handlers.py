@@ -64,17 +64,22 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
         ctx.emit(allocation_failed(event, problem.message, problem.code or "internal"))
         return
     server_id, needs = found.server_id, found.needs
-    await repository.take_capacity(ctx.session, server_id=server_id, catalog_item=item.name)
+    for pool, unit in found.units.values():
+        await repository.take_unit(ctx.session, pool=pool, unit=unit, request_id=event.request_id)
+    if "capacity_pool" in item.allocation:
+        await repository.take_capacity(ctx.session, server_id=server_id, catalog_item=item.name)
     await repository.save_ledger(
         ctx.session, tenant=event.tenant, ledger=rules.hold(needs, found.ledger)
     )
     allocation.server_id, allocation.quota, allocation.state = server_id, needs, "held"
+    allocation.units = {role: unit for role, (_, unit) in found.units.items()}
     await repository.record(ctx.session, allocation)
     ctx.emit(
         ResourceAllocated(
             **event.model_dump(exclude={"type", "topic", "version"}),
             server_id=server_id,
             quota=needs,
+            units=allocation.units,
         )
     )
 
@@ -91,6 +96,7 @@ async def _locate_for_removal(event: RequestValidated, ctx: Context) -> None:
             **event.model_dump(exclude={"type", "topic", "version"}),
             server_id=allocation.server_id,
             quota=allocation.quota,
+            units=allocation.units,
         )
     )
 
@@ -140,9 +146,12 @@ async def _move(ctx: Context, allocation: Allocation, state: str) -> None:
     else:
         ledger = rules.release(allocation.quota, ledger, committed=allocation.state == "committed")
         assert allocation.server_id is not None  # only held or committed allocations move
+        # Items without a capacity pool have no server row: this then changes nothing.
         await repository.release_capacity(
             ctx.session, server_id=allocation.server_id, catalog_item=allocation.catalog_item
         )
         allocation.released_at = func.now()
     await repository.save_ledger(ctx.session, tenant=allocation.tenant, ledger=ledger)
+    units_state = "committed" if state == "committed" else "free"
+    await repository.settle_units(ctx.session, request_id=allocation.request_id, state=units_state)
     allocation.state = state

@@ -36,6 +36,18 @@ class TenantQuota(Base):
     committed: Mapped[int] = mapped_column(default=0)
 
 
+class PoolUnit(Base):
+    """One identifiable finite thing: a licence seat, an IP address, a device's serial."""
+
+    __tablename__ = "pool_units"
+
+    pool: Mapped[str] = mapped_column(String(100), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # free | held | committed
+    state: Mapped[str] = mapped_column(String(20), default="free")
+    request_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+
+
 class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
@@ -56,6 +68,7 @@ class Allocation(Base):
     catalog_item: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(100))
     quota: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
+    units: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     # held (request in flight) -> committed (resource live) -> released; or refused
     state: Mapped[str] = mapped_column(String(20), default="held")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -10,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allocator.models import Allocation, ServerCapacity, TenantQuota
+from allocator.models import Allocation, PoolUnit, ServerCapacity, TenantQuota
 from allocator.rules import Quota
 from allocator.settings import PoolServer
 
@@ -126,4 +127,51 @@ async def live_allocation_of_resource(
         select(Allocation)
         .where(Allocation.resource_id == resource_id, Allocation.state == "committed")
         .with_for_update()
+    )
+
+
+def units_of(spec: Mapping[str, Any]) -> list[str]:
+    """A pool's units from the seed: a list, `{"count", "prefix"}`, or `{"cidr"}`."""
+    units = spec["units"]
+    if isinstance(units, list):
+        return [str(unit) for unit in units]
+    if "cidr" in units:
+        return [str(host) for host in ipaddress.ip_network(units["cidr"]).hosts()]
+    return [f"{units.get('prefix', '')}{n:03d}" for n in range(1, int(units["count"]) + 1)]
+
+
+async def sync_units(session: AsyncSession, organisation: Mapping[str, Any]) -> None:
+    """Add the seed's units that are missing; units in use are never touched."""
+    for pool, spec in organisation.get("pools", {}).items():
+        rows = [{"pool": pool, "unit": unit, "state": "free"} for unit in units_of(spec)]
+        if rows:
+            await session.execute(insert(PoolUnit).values(rows).on_conflict_do_nothing())
+
+
+async def free_unit(session: AsyncSession, *, pool: str, lock: bool) -> str | None:
+    """The first free unit of the pool. Locked, a unit another request is taking is waited
+    for and then skipped, so a locked row never passes for missing stock."""
+    query = (
+        select(PoolUnit.unit)
+        .where(PoolUnit.pool == pool, PoolUnit.state == "free")
+        .order_by(PoolUnit.unit)
+        .limit(1)
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def take_unit(session: AsyncSession, *, pool: str, unit: str, request_id: uuid.UUID) -> None:
+    await session.execute(
+        update(PoolUnit)
+        .where(PoolUnit.pool == pool, PoolUnit.unit == unit)
+        .values(state="held", request_id=request_id)
+    )
+
+
+async def settle_units(session: AsyncSession, *, request_id: uuid.UUID, state: str) -> None:
+    """Commit the request's units, or free them (`state="free"`)."""
+    await session.execute(
+        update(PoolUnit)
+        .where(PoolUnit.request_id == request_id)
+        .values(state=state, request_id=request_id if state != "free" else None)
     )

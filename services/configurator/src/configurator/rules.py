@@ -15,6 +15,8 @@ class CannotConfigure(ValueError):
 def render(item: CatalogItem | None, parameters: dict[str, Any]) -> PostgresConfiguration:
     if item is None:
         raise CannotConfigure("the catalog item no longer exists")
+    if item.name not in ("postgres_database", "postgres_schema"):
+        raise CannotConfigure(f"no configuration template for {item.name}")
     name = str(parameters["name"])
     connection_limit = int(parameters.get("connection_limit", item.defaults["connection_limit"]))
     if item.name == "postgres_database":
@@ -24,11 +26,9 @@ def render(item: CatalogItem | None, parameters: dict[str, Any]) -> PostgresConf
             connection_limit=connection_limit,
             extensions=list(parameters.get("extensions", item.defaults.get("extensions", []))),
         )
-    if item.name == "postgres_schema":
-        return PostgresConfiguration(
-            database=str(item.defaults["shared_database"]),
-            schema_name=name,
-            owner_role=f"{name}_schema_owner",
-            connection_limit=connection_limit,
-        )
-    raise CannotConfigure(f"no configuration template for {item.name}")
+    return PostgresConfiguration(
+        database=str(item.defaults["shared_database"]),
+        schema_name=name,
+        owner_role=f"{name}_schema_owner",
+        connection_limit=connection_limit,
+    )

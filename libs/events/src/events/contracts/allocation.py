@@ -12,6 +12,8 @@ class ResourceAllocated(Event, RequestFacts):
 
     server_id: str
     quota: dict[str, int] = {}
+    # Identifiable units taken from pools, by role: {"seat": "figma-seat-007"}.
+    units: dict[str, str] = {}
 
 
 class AllocationFailed(Event):
