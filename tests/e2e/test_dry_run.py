@@ -53,7 +53,7 @@ async def test_dry_run_decisions_match_what_the_request_then_gets(platform: Plat
         first = unique_name("plan")
         plan, request = await plan_then_submit(api, platform, schema(first))
         assert plan["decision"] == "accepted" == DECISION_OF[request["status"]]
-        assert plan["allocation"] == {"server_id": "pg-local"}
+        assert plan["allocation"] == {"server_id": "pg-local", "units": {}}
         assert plan["quota"]["postgres_schemas"] == {
             "limit": 2,
             "warning": 1,

@@ -55,5 +55,9 @@ async def plan(
         "decision": "accepted" if assessment["ok"] else "failed",
         "reasons": reasons,
         "quota": assessment["quota"],
-        "allocation": {"server_id": assessment["server_id"]} if assessment["ok"] else None,
+        "allocation": (
+            {"server_id": assessment["server_id"], "units": assessment["units"]}
+            if assessment["ok"]
+            else None
+        ),
     }
