@@ -5,8 +5,10 @@ no template, which exercises the rollback of a unit."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import httpx
 import pytest
 from tests.e2e.client import Platform, fetchval
 
@@ -79,7 +81,7 @@ PLANNED_ITEMS = [
     ),
     ("storage_bucket", {"size_gb": 50, "versioning": True}, {}),
     ("laptop", {"model": "mbp-14", "assignee": "ann"}, {"device": "C02MBP14A"}),
-    ("mobile_phone", {"model": "pixel-8", "assignee": "ann"}, {"device": "PX8A"}),
+    ("mobile_phone", {"model": "iphone-15", "assignee": "ann"}, {"device": "F2LIP15"}),
 ]
 
 
@@ -112,3 +114,41 @@ async def test_a_big_vm_needs_approval_and_counts_vcpu_against_the_quota(platfor
     }
     plan = (await platform.api.post("/v1/requests", params={"dry_run": "true"}, json=body)).json()
     assert plan["approval_required"] is True
+
+
+async def test_out_of_stock_devices_wait_on_backorder_until_stock_arrives(platform: Platform):
+    phone = {"model": "pixel-8", "assignee": "ann"}  # the test seed has no pixel-8 in stock
+    body = {"catalog_item": "mobile_phone", "parameters": {"name": "bo_plan", **phone}}
+    plan = (await platform.api.post("/v1/requests", params={"dry_run": "true"}, json=body)).json()
+    assert plan["decision"] == "backordered", plan
+    first = await platform.submit("mobile_phone", name=f"bo_{uuid.uuid4().hex[:8]}", **phone)
+    second = await platform.submit("mobile_phone", name=f"bo_{uuid.uuid4().hex[:8]}", **phone)
+    for request in (first, second):
+        await _wait_status(platform, request["id"], "backordered")
+
+    cancelled = await platform.api.post(f"/v1/requests/{second['id']}/cancel")
+    assert cancelled.status_code == 202
+    assert (await platform.wait_terminal(second["id"]))["status"] == "cancelled"
+
+    async with httpx.AsyncClient(base_url=platform.stack.service_url("allocator")) as allocator:
+        stock = await allocator.post(
+            "/internal/pools/phone:pixel-8/units", json={"units": ["PX8B001"]}
+        )
+        assert stock.json() == {"added": 1}
+    # Allocated from the new stock; the item's driver comes next, so it then rolls back.
+    request = await platform.wait_terminal(first["id"])
+    history = (await platform.audit.get(f"/v1/audit/requests/{first['id']}")).json()
+    types = [event["type"] for event in history["events"]]
+    assert types.index("allocation.backordered") < types.index("resource.allocated"), types
+    allocated = next(e for e in history["events"] if e["type"] == "resource.allocated")
+    assert allocated["data"]["units"] == {"device": "PX8B001"}
+    assert request["status"] == "rolled_back"
+    assert await free_seats(platform, "phone:pixel-8") == 1
+
+
+async def _wait_status(platform: Platform, request_id: str, status: str) -> None:
+    for _ in range(300):
+        if (await platform.api.get(f"/v1/requests/{request_id}")).json()["status"] == status:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{request_id} never reached {status}")

@@ -24,6 +24,11 @@ def test_undoing_ends_only_in_rolled_back_or_compensation_failed():
 
 
 def test_statuses_a_status_may_replace():
-    assert may_move_from("allocated") == {"submitted", "awaiting_approval", "validated"}
+    assert may_move_from("allocated") == {
+        "submitted",
+        "awaiting_approval",
+        "validated",
+        "backordered",
+    }
     assert "compensating" in may_move_from("rolled_back")
     assert "compensating" not in may_move_from("failed")

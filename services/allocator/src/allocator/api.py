@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from allocator import repository
 from allocator.assessment import assess
 from catalog import Catalog
 from events import ServiceRuntime
@@ -19,6 +20,12 @@ class PlanQuery(BaseModel):
     catalog_item: str = Field(max_length=100)
     tenant: str = Field(max_length=100)
     parameters: dict[str, Any] = {}
+
+
+class NewUnits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    units: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(max_length=10_000)
 
 
 def create_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:
@@ -35,6 +42,13 @@ def create_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:
             found = await assess(
                 session, item, tenant=query.tenant, parameters=query.parameters, lock=False
             )
-        return found.public()
+        return found.public(item.allocation)
+
+    @router.post("/pools/{pool}/units")
+    async def add_stock(pool: str, body: NewUnits) -> dict[str, int]:
+        """Stock arrives (devices delivered, seats bought); backorders are filled from it."""
+        async with runtime.transaction() as session:
+            added = await repository.add_units(session, pool=pool, units=body.units)
+        return {"added": added}
 
     return router

@@ -4,11 +4,12 @@ quota, never over-filling either."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allocator import api, handlers, models, repository
+from allocator import api, backorders, handlers, models, repository
 from allocator.settings import Settings
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
@@ -23,6 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metadata=[models.Base.metadata],
         routers=[handlers.router],
         deps=handlers.Deps(catalog=catalog),
+    )
+
+    runtime.add_periodic(
+        "backorders", settings.backorder_interval_s, partial(backorders.fill, runtime, catalog)
     )
 
     async def prepare(session: AsyncSession) -> None:

@@ -23,9 +23,19 @@ class Assessment:
     # role -> (pool, unit)
     units: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def public(self) -> dict[str, Any]:
+    def may_wait(self, allocation_spec: dict[str, Any]) -> bool:
+        """Out of stock (not of quota), for an item that allows a backorder."""
+        return bool(
+            allocation_spec.get("backorder")
+            and self.problems
+            and self.problems[0].code == "out_of_stock"
+            and not rules.problems(self.needs, self.ledger)
+        )
+
+    def public(self, allocation_spec: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": not self.problems,
+            "backorder": self.may_wait(allocation_spec),
             "reasons": [p.model_dump() for p in self.problems],
             "server_id": self.server_id,
             "units": {role: unit for role, (_, unit) in self.units.items()},

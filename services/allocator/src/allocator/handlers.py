@@ -13,9 +13,15 @@ from allocator.assessment import assess
 from allocator.models import Allocation
 from catalog import Catalog
 from events import HandlerContext, Router
-from events.contracts.allocation import AllocationFailed, AllocationReleased, ResourceAllocated
+from events.contracts.allocation import (
+    AllocationBackordered,
+    AllocationFailed,
+    AllocationReleased,
+    ResourceAllocated,
+)
 from events.contracts.configuration import ConfigurationFailed, ConfigurationRolledBack
 from events.contracts.deployment import ProvisioningCompleted
+from events.contracts.requests import CancellationRequested
 from events.contracts.validation import RequestValidated
 
 router = Router()
@@ -56,6 +62,17 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
         catalog_item=item.name,
         name=str(event.parameters.get("name", "")),
     )
+    if found.may_wait(item.allocation):
+        await repository.save_ledger(
+            ctx.session, tenant=event.tenant, ledger=rules.hold(found.needs, found.ledger)
+        )
+        allocation.state, allocation.quota = "backordered", found.needs
+        allocation.facts = event.model_dump(mode="json")
+        await repository.record(ctx.session, allocation)
+        ctx.emit(
+            AllocationBackordered(request_id=event.request_id, reason=found.problems[0].message)
+        )
+        return
     if found.problems or found.server_id is None:
         problem = found.problems[0]
         # Remembered, so that a copy of this event gets the same answer and no second one.
@@ -82,6 +99,15 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
             units=allocation.units,
         )
     )
+
+
+@router.on(CancellationRequested)
+async def cancel_backorder(event: CancellationRequested, ctx: Context) -> None:
+    """A request waiting for stock is stopped here; one further on is the deployer's."""
+    allocation = await repository.allocation_of_request(ctx.session, event.request_id)
+    if allocation is not None and allocation.state == "backordered":
+        await _move(ctx, allocation, "released")
+        ctx.emit(AllocationReleased(request_id=event.request_id, reason="cancelled on backorder"))
 
 
 async def _locate_for_removal(event: RequestValidated, ctx: Context) -> None:
@@ -132,7 +158,7 @@ async def _roll_back(ctx: Context, request_id: uuid.UUID, reason: str) -> None:
     """Release what the request holds. A rollback follows the removal of its deployment, so
     even a commitment (a cancel after completion) is given back."""
     allocation = await repository.allocation_of_request(ctx.session, request_id)
-    if allocation is not None and allocation.state in ("held", "committed"):
+    if allocation is not None and allocation.state in ("backordered", "held", "committed"):
         await _move(ctx, allocation, "released")
     ctx.emit(AllocationReleased(request_id=request_id, reason=reason))
 
@@ -145,11 +171,11 @@ async def _move(ctx: Context, allocation: Allocation, state: str) -> None:
         ledger = rules.commit(allocation.quota, ledger)
     else:
         ledger = rules.release(allocation.quota, ledger, committed=allocation.state == "committed")
-        assert allocation.server_id is not None  # only held or committed allocations move
-        # Items without a capacity pool have no server row: this then changes nothing.
-        await repository.release_capacity(
-            ctx.session, server_id=allocation.server_id, catalog_item=allocation.catalog_item
-        )
+        if allocation.server_id is not None:  # a backorder holds no capacity yet
+            # Items without a capacity pool have no server row: this then changes nothing.
+            await repository.release_capacity(
+                ctx.session, server_id=allocation.server_id, catalog_item=allocation.catalog_item
+            )
         allocation.released_at = func.now()
     await repository.save_ledger(ctx.session, tenant=allocation.tenant, ledger=ledger)
     units_state = "committed" if state == "committed" else "free"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CheckConstraint, DateTime, Index, MetaData, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -57,7 +58,7 @@ class Allocation(Base):
             "catalog_item",
             "name",
             unique=True,
-            postgresql_where=text("state IN ('held', 'committed')"),
+            postgresql_where=text("state IN ('backordered', 'held', 'committed')"),
         ),
     )
 
@@ -69,7 +70,10 @@ class Allocation(Base):
     name: Mapped[str] = mapped_column(String(100))
     quota: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
     units: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
-    # held (request in flight) -> committed (resource live) -> released; or refused
+    # A backordered request's validated event, re-emitted as allocated once stock arrives.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # (backordered ->) held (request in flight) -> committed (resource live) -> released;
+    # or refused
     state: Mapped[str] = mapped_column(String(20), default="held")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -48,7 +48,7 @@ async def name_in_use(session: AsyncSession, *, catalog_item: str, name: str) ->
         select(Allocation.request_id).where(
             Allocation.catalog_item == catalog_item,
             Allocation.name == name,
-            Allocation.state.in_(("held", "committed")),
+            Allocation.state.in_(("backordered", "held", "committed")),
         )
     )
     return found is not None
@@ -175,3 +175,31 @@ async def settle_units(session: AsyncSession, *, request_id: uuid.UUID, state: s
         .where(PoolUnit.request_id == request_id)
         .values(state=state, request_id=request_id if state != "free" else None)
     )
+
+
+async def backorders(session: AsyncSession, *, limit: int = 20) -> list[Allocation]:
+    """The oldest waiting requests, claimed so that replicas never fill one twice."""
+    return list(
+        (
+            await session.scalars(
+                select(Allocation)
+                .where(Allocation.state == "backordered")
+                .order_by(Allocation.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+
+
+async def add_units(session: AsyncSession, *, pool: str, units: list[str]) -> int:
+    """Stock arrives: new free units (ones already known are left as they are)."""
+    if not units:
+        return 0
+    added = await session.execute(
+        insert(PoolUnit)
+        .values([{"pool": pool, "unit": unit, "state": "free"} for unit in units])
+        .on_conflict_do_nothing()
+        .returning(PoolUnit.unit)
+    )
+    return len(added.all())

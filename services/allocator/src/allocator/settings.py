@@ -20,3 +20,5 @@ class Settings(ServiceSettings):
     ]
     # The organisation's tenants and their quotas (deploy/seed/organisation.json).
     seed_file: Path | None = None
+    # How often waiting backorders look for new stock.
+    backorder_interval_s: float = 2.0

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from catalog import Catalog
 from events import HandlerContext, Router
-from events.contracts.allocation import AllocationFailed, AllocationReleased, ResourceAllocated
+from events.contracts.allocation import (
+    AllocationBackordered,
+    AllocationFailed,
+    AllocationReleased,
+    ResourceAllocated,
+)
 from events.contracts.configuration import ConfigurationFailed, ResourceConfigured
 from events.contracts.deployment import (
     CompensationFailed,
@@ -51,6 +56,11 @@ async def on_rejected(event: RequestRejected, ctx: Context) -> None:
         reason = {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
         await repository.move_request(ctx.session, event.request_id, "rejected", reason=reason)
     await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
+
+
+@router.on(AllocationBackordered)
+async def on_backordered(event: AllocationBackordered, ctx: Context) -> None:
+    await repository.move_request(ctx.session, event.request_id, "backordered")
 
 
 @router.on(ResourceAllocated)

@@ -1,8 +1,8 @@
 """Pure rules of a request's status: which status may follow which, and never backwards.
 
-submitted → (awaiting_approval) → validated → allocated → configured → deployed → verified
-→ completed, with the exits rejected, failed (nothing to undo), cancelled, and compensating →
-rolled_back | compensation_failed | cancelled.
+submitted → (awaiting_approval) → validated → (backordered) → allocated → configured →
+deployed → verified → completed, with the exits rejected, failed (nothing to undo),
+cancelled, and compensating → rolled_back | compensation_failed | cancelled.
 Events of one request arrive on several topics, so a late one must not undo a newer status.
 """
 
@@ -13,6 +13,7 @@ FORWARD = (
     "submitted",
     "awaiting_approval",
     "validated",
+    "backordered",
     "allocated",
     "configured",
     "deployed",

@@ -52,7 +52,13 @@ async def plan(
     assessment = response.json()
     reasons = [{"step": "allocation", **reason} for reason in assessment["reasons"]]
     return answer | {
-        "decision": "accepted" if assessment["ok"] else "failed",
+        "decision": (
+            "accepted"
+            if assessment["ok"]
+            else "backordered"
+            if assessment["backorder"]
+            else "failed"
+        ),
         "reasons": reasons,
         "quota": assessment["quota"],
         "allocation": (

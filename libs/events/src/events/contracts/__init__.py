@@ -17,6 +17,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     allocation.ResourceAllocated,
     allocation.AllocationFailed,
     allocation.AllocationReleased,
+    allocation.AllocationBackordered,
     configuration.ResourceConfigured,
     configuration.ConfigurationFailed,
     configuration.ConfigurationRolledBack,

@@ -24,6 +24,15 @@ class AllocationFailed(Event):
     code: str | None = None
 
 
+class AllocationBackordered(Event):
+    """Out of stock, and the item may wait: the request is allocated when stock arrives."""
+
+    type = "allocation.backordered"
+    topic = TOPIC
+
+    reason: str
+
+
 class AllocationReleased(Event):
     """Capacity and quota given back: the last step of a rollback, a cancel or a deprovision."""
 
