@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from apikeys import bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
-from request_api import api_requests, api_resources, handlers, lease_clock, models
+from request_api import (
+    api_bundles,
+    api_requests,
+    api_resources,
+    handlers,
+    lease_clock,
+    models,
+)
 from request_api.settings import Settings
 
 
@@ -35,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = [
         api_requests.create_router(runtime, catalog, allocator, authenticate),
         api_resources.create_router(runtime, catalog, deployer, authenticate),
+        api_bundles.create_router(runtime, catalog, authenticate),
     ]
     warn_before = timedelta(seconds=settings.lease_warning_s)
     runtime.add_periodic(

@@ -21,13 +21,14 @@ from events.contracts.deployment import (
     ResourceDeployed,
     ResourceVerified,
 )
+from events.contracts.requests import CancellationRequested
 from events.contracts.validation import (
     ApprovalRequired,
     RequestRejected,
     RequestValidated,
     ValidationFailed,
 )
-from request_api import repository
+from request_api import bundles, lifecycle, repository, submissions
 
 router = Router()
 
@@ -56,6 +57,7 @@ async def on_rejected(event: RequestRejected, ctx: Context) -> None:
         reason = {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
         await repository.move_request(ctx.session, event.request_id, "rejected", reason=reason)
     await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
+    await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(AllocationBackordered)
@@ -110,6 +112,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
     await repository.move_request(
         ctx.session, event.request_id, "completed", resource_id=event.resource_id
     )
+    await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(ValidationFailed)
@@ -142,6 +145,7 @@ async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> Non
 async def on_released(event: AllocationReleased, ctx: Context) -> None:
     if event.operation == "provision":
         await repository.move_request(ctx.session, event.request_id, await _end_of_undo(ctx, event))
+        await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(CompensationFailed)
@@ -150,6 +154,7 @@ async def on_compensation_failed(event: CompensationFailed, ctx: Context) -> Non
     await repository.move_request(
         ctx.session, event.request_id, "compensation_failed", reason=reason
     )
+    await undo_failed_bundle(ctx, event.request_id)
 
 
 async def _end_of_undo(ctx: Context, event: AllocationReleased) -> str:
@@ -165,7 +170,45 @@ async def _failed(
     status = "cancelled" if cancelled else "failed"
     await repository.move_request(ctx.session, request_id, status, reason=reason)
     await repository.settle_resource_of(ctx.session, request_id, retired=False)
+    await undo_failed_bundle(ctx, request_id)
 
 
 def _reason(step: str, message: str, code: str | None) -> dict[str, str | None]:
     return {"step": step, "code": code or "internal", "message": message}
+
+
+async def undo_failed_bundle(ctx: Context, request_id: uuid.UUID) -> None:
+    """All or nothing: once an item of the bundle failed, cancel the others still in flight
+    and deprovision those that completed. Safe to repeat: each step happens once."""
+    bundle = await repository.bundle_of(ctx.session, request_id)
+    if bundle is None or not bundle.all_or_nothing:
+        return
+    members = await repository.bundle_members(ctx.session, bundle.id)
+    if not bundles.must_undo([m.status for m in members], all_or_nothing=True):
+        return
+    in_flight = [
+        m for m in members if m.status not in lifecycle.TERMINAL and m.cancel_requested_at is None
+    ]
+    for member in in_flight:
+        if await repository.request_cancel(ctx.session, member.id, tenant=member.tenant):
+            reason = "another item of its all-or-nothing bundle failed"
+            ctx.emit(CancellationRequested(request_id=member.id, reason=reason))
+    completed = [m.id for m in members if m.status == "completed"]
+    for resource in await repository.live_resources(ctx.session, completed):
+        if resource.state != "active":
+            continue
+        original = next(m for m in members if m.id == resource.request_id)
+        try:
+            _, submitted = await submissions.record(
+                ctx.session,
+                submissions.Requester(
+                    name="bundle-rollback", tenant=resource.tenant, roles=("admin",)
+                ),
+                resource.catalog_item,
+                original.parameters,
+                operation="deprovision",
+                resource_id=resource.id,
+            )
+        except submissions.ResourceNotActive:
+            continue  # another item's failure filed its removal first
+        ctx.emit(submitted)

@@ -29,6 +29,7 @@ class ProvisioningRequest(Base):
     resource_id: Mapped[uuid.UUID | None]
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(200))
+    bundle_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -47,10 +48,24 @@ class ProvisioningRequest(Base):
             "reasons": self.reasons,
             "resource_id": str(self.resource_id) if self.resource_id else None,
             "cancel_requested": self.cancel_requested_at is not None,
+            "bundle_id": str(self.bundle_id) if self.bundle_id else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+class Bundle(Base):
+    """Several items requested together; each is a request of its own."""
+
+    __tablename__ = "bundles"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100), index=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    # A failed item then undoes the others: cancelled if in flight, deprovisioned if done.
+    all_or_nothing: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Resource(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from request_api import lifecycle
-from request_api.models import ProvisioningRequest, Resource
+from request_api.models import Bundle, ProvisioningRequest, Resource
 
 
 async def add_request(
@@ -25,6 +25,7 @@ async def add_request(
     operation: str = "provision",
     resource_id: uuid.UUID | None = None,
     expires_at: datetime | None = None,
+    bundle_id: uuid.UUID | None = None,
 ) -> ProvisioningRequest:
     now = datetime.now(UTC)
     request = ProvisioningRequest(
@@ -38,6 +39,7 @@ async def add_request(
         operation=operation,
         resource_id=resource_id,
         expires_at=expires_at,
+        bundle_id=bundle_id,
         status=lifecycle.SUBMITTED,
         reasons=[],
     )
@@ -243,4 +245,55 @@ async def record_decision(
         .values(decided_by=approver, updated_at=func.now())
         .returning(ProvisioningRequest)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def add_bundle(
+    session: AsyncSession, *, tenant: str, requester: str, all_or_nothing: bool
+) -> Bundle:
+    bundle = Bundle(
+        id=uuid.uuid4(), tenant=tenant, requester=requester, all_or_nothing=all_or_nothing
+    )
+    session.add(bundle)
+    await session.flush()
+    return bundle
+
+
+async def get_bundle(session: AsyncSession, bundle_id: uuid.UUID, *, tenant: str) -> Bundle | None:
+    return await session.scalar(
+        select(Bundle).where(Bundle.id == bundle_id, Bundle.tenant == tenant)
+    )
+
+
+async def bundle_of(session: AsyncSession, request_id: uuid.UUID) -> Bundle | None:
+    return await session.scalar(
+        select(Bundle)
+        .join(ProvisioningRequest, ProvisioningRequest.bundle_id == Bundle.id)
+        .where(ProvisioningRequest.id == request_id)
+    )
+
+
+async def bundle_members(session: AsyncSession, bundle_id: uuid.UUID) -> list[ProvisioningRequest]:
+    return list(
+        (
+            await session.scalars(
+                select(ProvisioningRequest)
+                .where(ProvisioningRequest.bundle_id == bundle_id)
+                .order_by(ProvisioningRequest.created_at, ProvisioningRequest.id)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+
+
+async def live_resources(session: AsyncSession, request_ids: list[uuid.UUID]) -> list[Resource]:
+    """Resources these requests produced that still exist (active, or being retired)."""
+    return list(
+        (
+            await session.scalars(
+                select(Resource).where(
+                    Resource.request_id.in_(request_ids), Resource.state != "retired"
+                )
+            )
+        ).all()
     )

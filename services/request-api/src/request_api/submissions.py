@@ -36,36 +36,62 @@ async def submit(
     operation: str,
     resource_id: uuid.UUID,
     expires_at: datetime | None = None,
+    bundle_id: uuid.UUID | None = None,
 ) -> ProvisioningRequest:
     """Record the request and stage `request.submitted`, in the caller's transaction."""
-    request_id = uuid.uuid4()
-    with runtime.span("submit request", **{"request.id": str(request_id)}):
-        if operation == "deprovision" and not await repository.start_retiring(
-            session, resource_id, tenant=requester.tenant
-        ):
-            raise ResourceNotActive(resource_id)
-        request = await repository.add_request(
+    with runtime.span("submit request") as span:
+        request, submitted = await record(
             session,
-            request_id=request_id,
-            catalog_item=catalog_item,
-            parameters=parameters,
-            requester=requester.name,
-            tenant=requester.tenant,
+            requester,
+            catalog_item,
+            parameters,
             operation=operation,
             resource_id=resource_id,
             expires_at=expires_at,
+            bundle_id=bundle_id,
         )
-        runtime.publish(
-            session,
-            RequestSubmitted(
-                request_id=request_id,
-                catalog_item=catalog_item,
-                parameters=parameters,
-                requester=requester.name,
-                requester_roles=list(requester.roles),
-                tenant=requester.tenant,
-                operation=operation,
-                resource_id=resource_id,
-            ),
-        )
+        span.set_attribute("request.id", str(request.id))
+        runtime.publish(session, submitted)
     return request
+
+
+async def record(
+    session: AsyncSession,
+    requester: Requester,
+    catalog_item: str,
+    parameters: dict[str, Any],
+    *,
+    operation: str,
+    resource_id: uuid.UUID,
+    expires_at: datetime | None = None,
+    bundle_id: uuid.UUID | None = None,
+) -> tuple[ProvisioningRequest, RequestSubmitted]:
+    """Record the request; the caller publishes the returned event (from a route, or a
+    handler's `ctx.emit`)."""
+    if operation == "deprovision" and not await repository.start_retiring(
+        session, resource_id, tenant=requester.tenant
+    ):
+        raise ResourceNotActive(resource_id)
+    request = await repository.add_request(
+        session,
+        request_id=uuid.uuid4(),
+        catalog_item=catalog_item,
+        parameters=parameters,
+        requester=requester.name,
+        tenant=requester.tenant,
+        operation=operation,
+        resource_id=resource_id,
+        expires_at=expires_at,
+        bundle_id=bundle_id,
+    )
+    submitted = RequestSubmitted(
+        request_id=request.id,
+        catalog_item=catalog_item,
+        parameters=parameters,
+        requester=requester.name,
+        requester_roles=list(requester.roles),
+        tenant=requester.tenant,
+        operation=operation,
+        resource_id=resource_id,
+    )
+    return request, submitted
