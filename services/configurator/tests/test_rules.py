@@ -7,21 +7,26 @@ CATALOG = load_catalog()
 
 
 def test_database_configuration_uses_defaults():
-    config = rules.render(CATALOG.get("postgres_database"), {"name": "orders"})
-    assert config.database == "orders"
-    assert config.schema_name is None
-    assert config.owner_role == "orders_db_owner"
-    assert config.connection_limit == 10
+    driver, config = rules.render(CATALOG.get("postgres_database"), {"name": "orders"})
+    assert driver == "postgres"
+    assert config == {
+        "database": "orders",
+        "owner_role": "orders_db_owner",
+        "connection_limit": 10,
+        "extensions": [],
+    }
 
 
 def test_schema_lives_in_the_shared_database():
-    config = rules.render(CATALOG.get("postgres_schema"), {"name": "team_a", "connection_limit": 3})
-    assert (config.database, config.schema_name, config.owner_role) == (
+    _, config = rules.render(
+        CATALOG.get("postgres_schema"), {"name": "team_a", "connection_limit": 3}
+    )
+    assert (config["database"], config["schema_name"], config["owner_role"]) == (
         "tenant_schemas",
         "team_a",
         "team_a_schema_owner",
     )
-    assert config.connection_limit == 3
+    assert config["connection_limit"] == 3
 
 
 def test_unknown_item_cannot_be_configured():

@@ -38,6 +38,8 @@ class CatalogItem:
     lease: dict[str, Any] = field(default_factory=dict)
     # {"when": [{"parameter": ..., "above": ..., "reason": ...}]}
     approval: dict[str, Any] = field(default_factory=dict)
+    # {"driver": ..., "template": {...}}: what the configurator renders for the deployer
+    configuration: dict[str, Any] = field(default_factory=dict)
 
     def unit_needs(self, parameters: dict[str, Any]) -> dict[str, str]:
         """Which pool each identifiable unit comes from (a seat, an address, a device)."""
@@ -119,6 +121,7 @@ def load_catalog() -> Catalog:
             monthly_cost=float(data.get("cost", {}).get("monthly", 0.0)),
             lease=data.get("lease", {}),
             approval=data.get("approval", {}),
+            configuration=data.get("configuration", {}),
         )
         items[item.name] = item
     return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")

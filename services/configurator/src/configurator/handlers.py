@@ -35,12 +35,18 @@ def configuration_failed(
 async def configure(event: ResourceAllocated, ctx: HandlerContext[Deps]) -> None:
     """The same rendering serves a deprovision: it names what to remove."""
     try:
-        configuration = rules.render(ctx.deps.catalog.get(event.catalog_item), event.parameters)
+        driver, configuration = rules.render(
+            ctx.deps.catalog.get(event.catalog_item), event.parameters
+        )
     except rules.CannotConfigure as problem:
         ctx.emit(configuration_failed(event, str(problem), "no_template"))
         return
     facts = event.model_dump(exclude={"type", "topic", "version", "server_id", "quota"})
-    ctx.emit(ResourceConfigured(**facts, server_id=event.server_id, configuration=configuration))
+    ctx.emit(
+        ResourceConfigured(
+            **facts, server_id=event.server_id, driver=driver, configuration=configuration
+        )
+    )
 
 
 @router.on(DeploymentRolledBack)

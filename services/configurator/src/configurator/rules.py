@@ -1,34 +1,37 @@
-"""Pure rendering of a concrete configuration from an item's defaults and the parameters."""
+"""Pure rendering of a concrete configuration from the item's template, its defaults and the
+request's parameters."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from catalog import CatalogItem
-from events.contracts.configuration import PostgresConfiguration
 
 
 class CannotConfigure(ValueError):
     pass
 
 
-def render(item: CatalogItem | None, parameters: dict[str, Any]) -> PostgresConfiguration:
+def render(item: CatalogItem | None, parameters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The driver and its configuration. A template value that is exactly "{name}" takes the
+    value as it is (a number, a list); any other string is formatted."""
     if item is None:
         raise CannotConfigure("the catalog item no longer exists")
-    if item.name not in ("postgres_database", "postgres_schema"):
+    spec = item.configuration
+    if not spec.get("template"):
         raise CannotConfigure(f"no configuration template for {item.name}")
-    name = str(parameters["name"])
-    connection_limit = int(parameters.get("connection_limit", item.defaults["connection_limit"]))
-    if item.name == "postgres_database":
-        return PostgresConfiguration(
-            database=name,
-            owner_role=f"{name}_db_owner",
-            connection_limit=connection_limit,
-            extensions=list(parameters.get("extensions", item.defaults.get("extensions", []))),
-        )
-    return PostgresConfiguration(
-        database=str(item.defaults["shared_database"]),
-        schema_name=name,
-        owner_role=f"{name}_schema_owner",
-        connection_limit=connection_limit,
-    )
+    values = {**item.defaults, **parameters}
+    try:
+        return str(spec["driver"]), {
+            key: _fill(template, values) for key, template in spec["template"].items()
+        }
+    except KeyError as missing:
+        raise CannotConfigure(f"the template of {item.name} needs {missing}") from missing
+
+
+def _fill(template: Any, values: dict[str, Any]) -> Any:
+    if isinstance(template, str):
+        if template.startswith("{") and template.endswith("}") and template.count("{") == 1:
+            return values[template[1:-1]]
+        return template.format_map(values)
+    return template

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from deployer import repository
 from deployer.credentials import CredentialCipher
 from deployer.targets import PostgresTargets
-from events import HandlerContext, Router
+from events import HandlerContext, PermanentError, Router
 from events.contracts.configuration import PostgresConfiguration, ResourceConfigured
 from events.contracts.deployment import (
     CompensationFailed,
@@ -49,6 +49,7 @@ def provisioning_failed(event: ResourceConfigured, reason: str) -> ProvisioningF
         reason=reason,
         operation=event.operation,
         code="target_failed",
+        driver=event.driver,
         configuration=event.configuration,
     )
 
@@ -66,7 +67,7 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
         return
     password = secrets.token_urlsafe(24)
     deployed = await ctx.deps.targets.deploy(
-        event.server_id, event.configuration, request_id=event.request_id, password=password
+        event.server_id, _postgres(event), request_id=event.request_id, password=password
     )
     resource_id = resource_id_of(event)
     nonce, ciphertext = ctx.deps.cipher.encrypt(resource_id, password)
@@ -79,7 +80,7 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
         ciphertext=ciphertext,
     )
     state.state, state.server_id, state.resource_id = "deployed", event.server_id, resource_id
-    state.configuration = event.configuration.model_dump()
+    state.configuration = event.configuration
     ctx.emit(
         ResourceDeployed(
             request_id=event.request_id, resource_id=resource_id, server_id=event.server_id
@@ -98,7 +99,7 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
 
 
 async def _remove(event: ResourceConfigured, ctx: Context) -> None:
-    await ctx.deps.targets.remove(event.server_id, event.configuration)
+    await ctx.deps.targets.remove(event.server_id, _postgres(event))
     resource_id = resource_id_of(event)
     await repository.forget_credential(ctx.session, resource_id)
     ctx.emit(
@@ -135,9 +136,11 @@ async def roll_back(event: ProvisioningFailed, ctx: Context) -> None:
     rollback on to the configurator. A failed deprovision leaves the resource as it was."""
     if event.operation != "provision":
         return
-    if event.configuration is not None:
+    if event.configuration is not None and event.driver == "postgres":
         await ctx.deps.targets.remove(
-            event.server_id, event.configuration, created_by=event.request_id
+            event.server_id,
+            PostgresConfiguration.model_validate(event.configuration),
+            created_by=event.request_id,
         )
     ctx.emit(DeploymentRolledBack(request_id=event.request_id, server_id=event.server_id))
 
@@ -146,3 +149,10 @@ def _facts(event: ResourceConfigured) -> dict[str, object]:
     return event.model_dump(
         exclude={"type", "topic", "version", "server_id", "configuration", "resource_id"}
     )
+
+
+def _postgres(event: ResourceConfigured) -> PostgresConfiguration:
+    """The one driver so far; the next ones are chosen by `event.driver` here."""
+    if event.driver != "postgres":
+        raise PermanentError(f"the deployer has no {event.driver!r} driver yet")
+    return PostgresConfiguration.model_validate(event.configuration)

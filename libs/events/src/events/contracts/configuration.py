@@ -1,5 +1,7 @@
 """Events published by the configurator."""
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from events.contracts.common import RequestFacts
@@ -9,7 +11,7 @@ TOPIC = "provisioning.configuration"
 
 
 class PostgresConfiguration(BaseModel):
-    """What the deployer creates: a database, or a schema inside a shared database."""
+    """The postgres driver's configuration: a database, or a schema in a shared database."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -25,7 +27,10 @@ class ResourceConfigured(Event, RequestFacts):
     topic = TOPIC
 
     server_id: str
-    configuration: PostgresConfiguration
+    # Rendered from the item's template; the driver validates it into its own model
+    # (PostgresConfiguration for "postgres").
+    driver: str = "postgres"
+    configuration: dict[str, Any]
 
 
 class ConfigurationFailed(Event):

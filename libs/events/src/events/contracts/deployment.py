@@ -1,9 +1,9 @@
 """Events published by the deployer. Secrets never travel here: only a reference to them."""
 
 import uuid
+from typing import Any
 
 from events.contracts.common import RequestFacts
-from events.contracts.configuration import PostgresConfiguration
 from events.envelope import Event
 
 TOPIC = "provisioning.deployment"
@@ -51,7 +51,8 @@ class ProvisioningFailed(Event):
     step: str = "deploy"
     code: str | None = None
     # What the failed step may have left in the target, so that it can be removed.
-    configuration: PostgresConfiguration | None = None
+    driver: str = "postgres"
+    configuration: dict[str, Any] | None = None
 
 
 class DeploymentRolledBack(Event):
