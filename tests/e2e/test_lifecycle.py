@@ -361,3 +361,30 @@ async def test_above_the_threshold_a_request_waits_for_an_approver(platform: Pla
         "request.approved",
         "request.validated",
     ]
+
+
+async def test_a_failed_compensation_waits_for_an_operator_then_finishes(platform: Platform):
+    before = await usage(platform.stack)
+    # Fails after creating the schema, and the first undo fails too.
+    name = f"fault_at_verify_fault_at_undo_{uuid.uuid4().hex[:8]}"
+    request = await platform.wait_terminal(
+        (await platform.submit("postgres_schema", name=name))["id"]
+    )
+    assert request["status"] == "compensation_failed", request
+    assert request["reasons"][-1]["code"] == "compensation_failed"
+    assert await role_exists(platform, f"{name}_schema_owner")  # left behind, for now
+
+    retry = await platform.api.post(f"/v1/requests/{request['id']}/retry-compensation")
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["status"] == "compensating"
+    done = await platform.wait_terminal(request["id"])
+    assert done["status"] == "rolled_back", done
+    assert not await role_exists(platform, f"{name}_schema_owner")
+    assert not await schema_exists(platform, name)
+    for _ in range(50):
+        if await usage(platform.stack) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert (await usage(platform.stack)) == before
+    again = await platform.api.post(f"/v1/requests/{request['id']}/retry-compensation")
+    assert again.status_code == 409

@@ -43,7 +43,11 @@ FAULT_POINTS = {
     "validator": {"request.submitted": "fault_at_validate"},
     "allocator": {"request.validated": "fault_at_allocate"},
     "configurator": {"resource.allocated": "fault_at_configure"},
-    "deployer": {"resource.configured": "fault_at_deploy", "deployer.verify": "fault_at_verify"},
+    "deployer": {
+        "resource.configured": "fault_at_deploy",
+        "deployer.verify": "fault_at_verify",
+        "provisioning.failed": "fault_at_undo",
+    },
 }
 
 

@@ -20,7 +20,7 @@ from events.contracts.deployment import (
     ResourceDeployed,
     ResourceVerified,
 )
-from events.contracts.requests import CancellationRequested
+from events.contracts.requests import CancellationRequested, CompensationRetryRequested
 
 router = Router()
 
@@ -127,7 +127,14 @@ async def cancel(event: CancellationRequested, ctx: Context) -> None:
 
 
 def compensation_failed(event: ProvisioningFailed, reason: str) -> CompensationFailed:
-    return CompensationFailed(request_id=event.request_id, step="deploy", reason=reason)
+    return CompensationFailed(
+        request_id=event.request_id,
+        step="deploy",
+        reason=reason,
+        server_id=event.server_id,
+        driver=event.driver,
+        configuration=event.configuration,
+    )
 
 
 @router.on(ProvisioningFailed, on_failure=compensation_failed)
@@ -156,3 +163,33 @@ def _postgres(event: ResourceConfigured) -> PostgresConfiguration:
     if event.driver != "postgres":
         raise PermanentError(f"the deployer has no {event.driver!r} driver yet")
     return PostgresConfiguration.model_validate(event.configuration)
+
+
+def retry_failed(event: CompensationRetryRequested, reason: str) -> CompensationFailed:
+    return CompensationFailed(request_id=event.request_id, step="deploy", reason=reason)
+
+
+@router.on(CompensationFailed)
+async def remember_what_is_left(event: CompensationFailed, ctx: Context) -> None:
+    """Keep what a failed undo left, so that an operator's retry knows what to remove."""
+    state = await repository.lock_state(ctx.session, event.request_id)
+    state.state = "compensation_failed"
+    if event.configuration is not None:
+        state.server_id, state.configuration = event.server_id, event.configuration
+
+
+@router.on(CompensationRetryRequested, on_failure=retry_failed)
+async def retry_compensation(event: CompensationRetryRequested, ctx: Context) -> None:
+    state = await repository.lock_state(ctx.session, event.request_id)
+    if state.state != "compensation_failed":
+        return
+    if state.server_id and state.configuration:
+        await ctx.deps.targets.remove(
+            state.server_id,
+            PostgresConfiguration.model_validate(state.configuration),
+            created_by=event.request_id,
+        )
+    if state.resource_id is not None:
+        await repository.forget_credential(ctx.session, state.resource_id)
+    state.state = "rolled_back"
+    ctx.emit(DeploymentRolledBack(request_id=event.request_id, server_id=state.server_id or ""))

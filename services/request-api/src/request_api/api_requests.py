@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from apikeys import Caller
 from catalog import Catalog
 from events import Event, ServiceRuntime
-from events.contracts.requests import CancellationRequested, RequestApproved, RequestDenied
+from events.contracts.requests import (
+    CancellationRequested,
+    CompensationRetryRequested,
+    RequestApproved,
+    RequestDenied,
+)
 from events.http import ProblemError
 from request_api import leases, planning, repository
 from request_api.api_common import Decision, NewRequest, accepted, invalid_lease, requester_of
@@ -106,6 +111,29 @@ def create_router(
             runtime.publish(
                 session,
                 CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
+            )
+        return JSONResponse(request.public(), status_code=202)
+
+    @router.post("/requests/{request_id}/retry-compensation", status_code=202)
+    async def retry_compensation(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+        """After `compensation_failed` and whatever blocked it was fixed: undo again."""
+        if "admin" not in caller.roles:
+            raise ProblemError(403, "Only an admin may retry a compensation")
+        async with runtime.transaction() as session:
+            request = await repository.reopen_compensation(
+                session, request_id, tenant=caller.tenant
+            )
+            if request is None:
+                await _refuse(
+                    session,
+                    request_id,
+                    caller,
+                    "Nothing to retry",
+                    "Only a request whose compensation failed can be retried.",
+                )
+            runtime.publish(
+                session,
+                CompensationRetryRequested(request_id=request_id, requested_by=caller.name),
             )
         return JSONResponse(request.public(), status_code=202)
 

@@ -297,3 +297,20 @@ async def live_resources(session: AsyncSession, request_ids: list[uuid.UUID]) ->
             )
         ).all()
     )
+
+
+async def reopen_compensation(
+    session: AsyncSession, request_id: uuid.UUID, *, tenant: str
+) -> ProvisioningRequest | None:
+    """compensation_failed → compensating, for an operator's retry (the one way back)."""
+    return await session.scalar(
+        update(ProvisioningRequest)
+        .where(
+            ProvisioningRequest.id == request_id,
+            ProvisioningRequest.tenant == tenant,
+            ProvisioningRequest.status == "compensation_failed",
+        )
+        .values(status="compensating", updated_at=func.now())
+        .returning(ProvisioningRequest)
+        .execution_options(synchronize_session=False)
+    )

@@ -6,6 +6,7 @@ from events.envelope import Event
 ALL_EVENTS: tuple[type[Event], ...] = (
     requests.RequestSubmitted,
     requests.CancellationRequested,
+    requests.CompensationRetryRequested,
     requests.LeaseExpiring,
     requests.LeaseExtended,
     requests.RequestApproved,

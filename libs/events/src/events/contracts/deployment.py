@@ -72,3 +72,7 @@ class CompensationFailed(Event):
 
     step: str
     reason: str
+    # What is left to remove, kept by the deployer for a retry.
+    server_id: str | None = None
+    driver: str = "postgres"
+    configuration: dict[str, Any] | None = None

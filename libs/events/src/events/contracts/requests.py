@@ -59,3 +59,12 @@ class RequestDenied(Event):
 
     approver: str
     justification: str
+
+
+class CompensationRetryRequested(Event):
+    """An operator asks to undo a request again after `compensation.failed`."""
+
+    type = "request.compensation_retry_requested"
+    topic = TOPIC
+
+    requested_by: str
