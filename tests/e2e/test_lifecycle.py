@@ -26,6 +26,15 @@ async def role_exists(platform: Platform, role: str) -> bool:
     return found is not None
 
 
+async def usage_returns_to(platform: Platform, before: dict) -> None:
+    """The last step of an undo gives capacity and quota back: wait for it."""
+    for _ in range(50):
+        if await usage(platform.stack) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert (await usage(platform.stack)) == before
+
+
 async def schema_exists(platform: Platform, schema: str) -> bool:
     try:
         found = await fetchval(
@@ -97,11 +106,7 @@ async def test_a_failure_at_each_step_leaves_nothing_behind(
     assert not await role_exists(platform, f"{name}_schema_owner")
     assert not await schema_exists(platform, name)
     # The rollback's last step gives capacity and quota back.
-    for _ in range(50):
-        if await usage(platform.stack) == before:
-            break
-        await asyncio.sleep(0.1)
-    assert (await usage(platform.stack)) == before
+    await usage_returns_to(platform, before)
     history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
     types = [event["type"] for event in history["events"]]
     if status == "rolled_back":
@@ -224,11 +229,7 @@ async def test_cancel_at_each_stage_ends_cancelled_with_nothing_left(
     )
     assert not await role_exists(platform, f"{name}_schema_owner")
     assert not await schema_exists(platform, name)
-    for _ in range(50):
-        if await usage(platform.stack) == before:
-            break
-        await asyncio.sleep(0.1)
-    assert (await usage(platform.stack)) == before
+    await usage_returns_to(platform, before)
 
 
 async def test_a_completed_request_cannot_be_cancelled(platform: Platform):
@@ -271,11 +272,7 @@ async def test_a_short_lease_is_announced_then_deprovisions_the_resource(platfor
     assert not await role_exists(platform, f"{name}_schema_owner")
     history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
     assert "lease.expiring" in [event["type"] for event in history["events"]]
-    for _ in range(50):
-        if await usage(platform.stack) == before:
-            break
-        await asyncio.sleep(0.1)
-    assert (await usage(platform.stack)) == before
+    await usage_returns_to(platform, before)
 
 
 async def test_leases_are_extended_within_policy_only(platform: Platform):
@@ -381,10 +378,6 @@ async def test_a_failed_compensation_waits_for_an_operator_then_finishes(platfor
     assert done["status"] == "rolled_back", done
     assert not await role_exists(platform, f"{name}_schema_owner")
     assert not await schema_exists(platform, name)
-    for _ in range(50):
-        if await usage(platform.stack) == before:
-            break
-        await asyncio.sleep(0.1)
-    assert (await usage(platform.stack)) == before
+    await usage_returns_to(platform, before)
     again = await platform.api.post(f"/v1/requests/{request['id']}/retry-compensation")
     assert again.status_code == 409

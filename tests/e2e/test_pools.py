@@ -5,12 +5,12 @@ no template, which exercises the rollback of a unit."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
 import pytest
 from tests.e2e.client import Platform, fetchval
+from tests.e2e.test_lifecycle import wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ async def test_out_of_stock_devices_wait_on_backorder_until_stock_arrives(platfo
     first = await platform.submit("mobile_phone", name=f"bo_{uuid.uuid4().hex[:8]}", **phone)
     second = await platform.submit("mobile_phone", name=f"bo_{uuid.uuid4().hex[:8]}", **phone)
     for request in (first, second):
-        await _wait_status(platform, request["id"], "backordered")
+        await wait_for_status(platform, request["id"], "backordered")
 
     cancelled = await platform.api.post(f"/v1/requests/{second['id']}/cancel")
     assert cancelled.status_code == 202
@@ -144,11 +144,3 @@ async def test_out_of_stock_devices_wait_on_backorder_until_stock_arrives(platfo
     assert allocated["data"]["units"] == {"device": "PX8B001"}
     assert request["status"] == "rolled_back"
     assert await free_seats(platform, "phone:pixel-8") == 1
-
-
-async def _wait_status(platform: Platform, request_id: str, status: str) -> None:
-    for _ in range(300):
-        if (await platform.api.get(f"/v1/requests/{request_id}")).json()["status"] == status:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{request_id} never reached {status}")
