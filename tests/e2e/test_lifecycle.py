@@ -153,6 +153,18 @@ async def test_fifty_requests_for_the_last_ten_seats(platform: Platform):
     }
     quota = await usage(platform.stack, tenant="ten-seats")
     assert quota["quotas"] == [("postgres_schemas", 0, 10)]
+    # Past the warning level (8), each further hold is announced: the 9th and the 10th.
+    for _ in range(50):  # the auditor may still be catching up
+        warnings = await fetchval(
+            platform.stack,
+            "auditor",
+            "SELECT count(*) FROM audit_records WHERE event_type = 'quota.warning_reached'"
+            " AND envelope->'data'->>'tenant' = 'ten-seats'",
+        )
+        if warnings >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert warnings == 2
     # Another tenant's request is not visible here, nor this tenant's to another.
     assert (await platform.api.get(f"/v1/requests/{ids[0]}")).status_code == 404
 

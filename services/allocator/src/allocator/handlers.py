@@ -17,6 +17,7 @@ from events.contracts.allocation import (
     AllocationBackordered,
     AllocationFailed,
     AllocationReleased,
+    QuotaWarningReached,
     ResourceAllocated,
 )
 from events.contracts.configuration import ConfigurationFailed, ConfigurationRolledBack
@@ -81,6 +82,19 @@ async def allocate(event: RequestValidated, ctx: Context) -> None:
         ctx.emit(allocation_failed(event, problem.message, problem.code or "internal"))
         return
     server_id, needs = found.server_id, found.needs
+    for dimension in rules.warnings(needs, found.ledger):
+        quota = found.ledger[dimension]
+        assert quota.warning is not None
+        ctx.emit(
+            QuotaWarningReached(
+                request_id=event.request_id,
+                tenant=event.tenant,
+                dimension=dimension,
+                in_use=quota.in_use + needs[dimension],
+                warning=quota.warning,
+                limit=quota.limit,
+            )
+        )
     for pool, unit in found.units.values():
         await repository.take_unit(ctx.session, pool=pool, unit=unit, request_id=event.request_id)
     if "capacity_pool" in item.allocation:

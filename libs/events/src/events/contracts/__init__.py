@@ -19,6 +19,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     allocation.AllocationFailed,
     allocation.AllocationReleased,
     allocation.AllocationBackordered,
+    allocation.QuotaWarningReached,
     configuration.ResourceConfigured,
     configuration.ConfigurationFailed,
     configuration.ConfigurationRolledBack,

@@ -33,6 +33,19 @@ class AllocationBackordered(Event):
     reason: str
 
 
+class QuotaWarningReached(Event):
+    """A tenant's use of a dimension passed its warning level with this request."""
+
+    type = "quota.warning_reached"
+    topic = TOPIC
+
+    tenant: str
+    dimension: str
+    in_use: int
+    warning: int
+    limit: int
+
+
 class AllocationReleased(Event):
     """Capacity and quota given back: the last step of a rollback, a cancel or a deprovision."""
 
