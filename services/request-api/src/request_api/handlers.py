@@ -165,9 +165,13 @@ async def _end_of_undo(ctx: Context, event: AllocationReleased) -> str:
 async def _failed(
     ctx: Context, request_id: uuid.UUID, step: str, message: str, code: str | None
 ) -> None:
+    """A clean refusal (quota, stock, name) ends `failed`. A step that gave up on an error
+    (`internal`) ends `rolled_back`: its transaction was undone, and nothing was held before
+    it, so the compensation is complete at once."""
     reason = _reason(step, message, code)
     cancelled = await repository.cancel_requested(ctx.session, request_id)
-    status = "cancelled" if cancelled else "failed"
+    gave_up = (code or "internal") == "internal"
+    status = "cancelled" if cancelled else "rolled_back" if gave_up else "failed"
     await repository.move_request(ctx.session, request_id, status, reason=reason)
     await repository.settle_resource_of(ctx.session, request_id, retired=False)
     await undo_failed_bundle(ctx, request_id)
