@@ -1,0 +1,100 @@
+"""A generated password is a canary: after it is revealed, it must be found nowhere else —
+no Kafka topic (dead letters included), log, trace, metrics page or database dump holds it,
+in plain, base64 or hex form."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from tests.e2e.client import SERVICES, Platform
+from tests.kafka_tools import read_topic
+
+from devstack import postgres
+
+pytestmark = pytest.mark.integration
+
+
+def forms(secret: str) -> list[bytes]:
+    raw = secret.encode()
+    return [
+        raw,
+        base64.b64encode(raw),
+        base64.urlsafe_b64encode(raw).rstrip(b"="),
+        raw.hex().encode(),
+        raw.hex().upper().encode(),
+    ]
+
+
+def found_in(blob: bytes, secret: str) -> list[bytes]:
+    return [form for form in forms(secret) if form in blob]
+
+
+async def every_topic(platform: Platform) -> dict[str, bytes]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.stack.bootstrap_servers)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if not t.startswith("__")]
+    finally:
+        await admin.close()
+    contents = {}
+    for topic in topics:
+        records = await read_topic(
+            platform.stack.bootstrap_servers, topic, at_least=0, timeout_s=2, settle_s=0.5
+        )
+        contents[topic] = b"\n".join(
+            (r.value or b"") + b"".join(k.encode() + v for k, v in r.headers) for r in records
+        )
+    return contents
+
+
+def dump_of_every_database(platform: Platform) -> bytes:
+    config = platform.stack.config
+    command = [
+        str(postgres.bin_dir() / "pg_dumpall"),
+        "-h",
+        str(config.pg_socket_dir),
+        "-p",
+        str(config.pg_port),
+        "-U",
+        "postgres",
+    ]
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *command],
+        cwd="/tmp",
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
+
+
+async def test_a_revealed_password_is_nowhere_else(platform: Platform):
+    request = await platform.wait_terminal(
+        (await platform.submit("postgres_database", name=f"canary_{uuid.uuid4().hex[:10]}"))["id"]
+    )
+    assert request["status"] == "completed"
+    reveal = await platform.api.get(f"/v1/resources/{request['resource_id']}/credentials")
+    secret = reveal.json()["password"]
+    assert len(secret) >= 24
+
+    topics = await every_topic(platform)
+    assert "deadletter.deployer" in topics and "provisioning.deployment" in topics
+    for topic, blob in topics.items():
+        assert not found_in(blob, secret), topic
+    config = platform.stack.config
+    for folder in (config.logs_dir, config.traces_dir):
+        for path in folder.iterdir():
+            assert not found_in(path.read_bytes(), secret), path
+    async with httpx.AsyncClient() as client:
+        for name in SERVICES:
+            metrics = await client.get(f"{platform.stack.service_url(name)}/metrics")
+            assert not found_in(metrics.content, secret), name
+    dump = dump_of_every_database(platform)
+    # The role's password is in the dump only as its SCRAM verifier.
+    assert b"CREATE ROLE" in dump and b"SCRAM-SHA-256$4096:" in dump
+    assert not found_in(dump, secret)
+    assert found_in(reveal.content, secret)  # the search itself finds what is there
