@@ -16,7 +16,13 @@ from catalog import Catalog
 from events import ServiceRuntime
 from events.http import ProblemError
 from request_api import bundles, leases, repository
-from request_api.api_common import NewRequest, invalid_lease, requester_of
+from request_api.api_common import (
+    NewRequest,
+    invalid,
+    invalid_lease,
+    item_problems,
+    requester_of,
+)
 from request_api.models import Bundle
 from request_api.submissions import submit
 
@@ -39,21 +45,15 @@ def create_router(
 
     @router.post("", status_code=202)
     async def submit_bundle(body: NewBundle, caller: CallerDep) -> JSONResponse:
-        errors = []
-        for index, wanted in enumerate(body.items):
-            item = catalog.get(wanted.catalog_item)
-            if item is None:
-                errors.append(
-                    {"field": f"items.{index}.catalog_item", "message": "unknown catalog item"}
-                )
-                continue
-            for problem in item.schema_problems(wanted.parameters):
-                errors.append(
-                    {"field": f"items.{index}.{problem.field}", "message": problem.message}
-                )
+        errors = [
+            error
+            for index, wanted in enumerate(body.items)
+            for error in item_problems(
+                catalog, wanted.catalog_item, wanted.parameters, prefix=f"items.{index}."
+            )[1]
+        ]
         if errors:
-            detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-            raise ProblemError(422, "Invalid bundle", detail, errors=errors)
+            raise invalid("Invalid bundle", errors)
         now = datetime.now(UTC)
         async with runtime.transaction() as session:
             bundle = await repository.add_bundle(

@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from apikeys import Caller
+from catalog import Catalog, CatalogItem
 from events.http import ProblemError
 from request_api.leases import LeaseProblem
 from request_api.models import ProvisioningRequest
@@ -50,3 +51,21 @@ def invalid_lease(problem: LeaseProblem) -> ProblemError:
         str(problem),
         errors=[{"field": "expires_at", "message": str(problem)}],
     )
+
+
+def item_problems(
+    catalog: Catalog, catalog_item: str, parameters: dict[str, Any], *, prefix: str = ""
+) -> tuple[CatalogItem | None, list[dict[str, Any]]]:
+    """The item, and every way the request for it fails the catalog, each naming its field."""
+    item = catalog.get(catalog_item)
+    if item is None:
+        return None, [{"field": f"{prefix}catalog_item", "message": "unknown catalog item"}]
+    return item, [
+        {"field": f"{prefix}{p.field}", "message": p.message}
+        for p in item.schema_problems(parameters)
+    ]
+
+
+def invalid(title: str, errors: list[dict[str, Any]]) -> ProblemError:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return ProblemError(422, title, detail, errors=errors)

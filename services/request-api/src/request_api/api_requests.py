@@ -21,7 +21,15 @@ from events.contracts.requests import (
 )
 from events.http import ProblemError
 from request_api import leases, planning, repository
-from request_api.api_common import Decision, NewRequest, accepted, invalid_lease, requester_of
+from request_api.api_common import (
+    Decision,
+    NewRequest,
+    accepted,
+    invalid,
+    invalid_lease,
+    item_problems,
+    requester_of,
+)
 from request_api.submissions import submit
 
 
@@ -44,22 +52,11 @@ def create_router(
     ) -> JSONResponse:
         """Accepts a request (202); with `dry_run=true`, answers at once (200) with the
         decision it would get, its quota and cost, and reserves nothing."""
-        item = catalog.get(body.catalog_item)
+        item, errors = item_problems(catalog, body.catalog_item, body.parameters)
         if item is None:
-            raise ProblemError(
-                422,
-                "Unknown catalog item",
-                f"{body.catalog_item!r} is not in the catalog; GET /v1/catalog lists the items.",
-                errors=[{"field": "catalog_item", "message": "unknown catalog item"}],
-            )
-        problems = item.schema_problems(body.parameters)
-        if problems:
-            raise ProblemError(
-                422,
-                "Invalid parameters",
-                "; ".join(f"{p.field}: {p.message}" for p in problems),
-                errors=[{"field": p.field, "message": p.message} for p in problems],
-            )
+            raise invalid("Unknown catalog item", errors)
+        if errors:
+            raise invalid("Invalid parameters", errors)
         if dry_run:
             answer = await planning.plan(
                 catalog,

@@ -53,9 +53,11 @@ async def on_awaiting_approval(event: ApprovalRequired, ctx: Context) -> None:
 
 @router.on(RequestRejected)
 async def on_rejected(event: RequestRejected, ctx: Context) -> None:
-    for problem in event.reasons:
-        reason = {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
-        await repository.move_request(ctx.session, event.request_id, "rejected", reason=reason)
+    reasons = [
+        {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
+        for problem in event.reasons
+    ]
+    await repository.move_request(ctx.session, event.request_id, "rejected", reasons=reasons)
     await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
     await undo_failed_bundle(ctx, event.request_id)
 

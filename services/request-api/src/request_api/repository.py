@@ -63,15 +63,17 @@ async def move_request(
     status: str,
     *,
     reason: dict[str, Any] | None = None,
+    reasons: list[dict[str, Any]] | None = None,
     resource_id: uuid.UUID | None = None,
 ) -> bool:
     """Move the request to `status` unless it is already further along (one statement).
-    A reason is recorded either way: a late failure still explains a rollback."""
-    if reason is not None:
+    Reasons are recorded either way: a late failure still explains a rollback."""
+    added = [*([reason] if reason else []), *(reasons or [])]
+    if added:
         await session.execute(
             update(ProvisioningRequest)
             .where(ProvisioningRequest.id == request_id)
-            .values(reasons=ProvisioningRequest.reasons.op("||")(literal([reason], JSONB)))
+            .values(reasons=ProvisioningRequest.reasons.op("||")(literal(added, JSONB)))
             .execution_options(synchronize_session=False)
         )
     changes: dict[str, Any] = {"status": status, "updated_at": func.now()}
