@@ -33,6 +33,10 @@ class StackConfig:
     kafka_port: int
     kafka_controller_port: int
     service_ports: dict[str, int]
+    # The target systems the deployer's drivers talk to.
+    ldap_port: int
+    cloud_port: int
+    receiver_port: int
     partitions: int = 6
     # Durability matters for `make up` (state survives a power cut); tests start fresh anyway.
     pg_fsync: bool = True
@@ -51,6 +55,9 @@ class StackConfig:
             kafka_port=9092,
             kafka_controller_port=9093,
             service_ports=_ports_from(8000),
+            ldap_port=3389,
+            cloud_port=4566,
+            receiver_port=8090,
         )
 
     @classmethod
@@ -62,6 +69,9 @@ class StackConfig:
             kafka_port=19092,
             kafka_controller_port=19093,
             service_ports=_ports_from(18000),
+            ldap_port=13389,
+            cloud_port=14566,
+            receiver_port=18090,
             pg_fsync=False,
             seed_file="tests/seed/organisation.json",
             inject_faults=True,
@@ -99,6 +109,14 @@ class StackConfig:
     @property
     def admin_key_file(self) -> Path:
         return self.root / "admin-api-key"
+
+    @property
+    def ldap_dir(self) -> Path:
+        return self.root / "ldap"
+
+    @property
+    def receiver_dir(self) -> Path:
+        return self.root / "receiver"
 
     @property
     def kafka_dir(self) -> Path:
@@ -143,4 +161,6 @@ class StackConfig:
             self.admin_key_file,
             self.kafka_data,
             self.kafka_properties,
+            self.ldap_dir,
+            self.receiver_dir,
         ]
