@@ -1,6 +1,6 @@
 import pytest
 
-from catalog import load_catalog
+from catalog import CatalogItem, load_catalog
 from configurator import rules
 
 CATALOG = load_catalog()
@@ -35,5 +35,36 @@ def test_unknown_item_cannot_be_configured():
 
 
 def test_an_item_without_a_template_says_so():
+    item = CatalogItem(name="widget", title="Widget", description="", parameters_schema={})
     with pytest.raises(rules.CannotConfigure, match="no configuration template"):
-        rules.render(CATALOG.get("software_license"), {"name": "abc", "product": "figma"})
+        rules.render(item, {"name": "abc"})
+
+
+def test_units_and_request_facts_fill_nested_templates():
+    item = CatalogItem(
+        name="widget",
+        title="Widget",
+        description="",
+        parameters_schema={},
+        defaults={"role": "engineer"},
+        configuration={
+            "driver": "example",
+            "template": {
+                "seat": "{seat}",
+                "groups": ["staff", "tenant-{tenant}", "role-{role}"],
+                "tags": {"owner": "{requester}", "count": "{count}"},
+            },
+        },
+    )
+    driver, config = rules.render(
+        item,
+        {"count": 3},
+        units={"seat": "figma-seat-007"},
+        facts={"tenant": "engineering", "requester": "alice"},
+    )
+    assert driver == "example"
+    assert config == {
+        "seat": "figma-seat-007",
+        "groups": ["staff", "tenant-engineering", "role-engineer"],
+        "tags": {"owner": "alice", "count": 3},
+    }

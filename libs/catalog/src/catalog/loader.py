@@ -40,6 +40,8 @@ class CatalogItem:
     approval: dict[str, Any] = field(default_factory=dict)
     # {"driver": ..., "template": {...}}: what the configurator renders for the deployer
     configuration: dict[str, Any] = field(default_factory=dict)
+    # How long a deprovisioned resource is kept disabled before it is deleted (0: at once).
+    retention_days: float = 0.0
 
     def unit_needs(self, parameters: dict[str, Any]) -> dict[str, str]:
         """Which pool each identifiable unit comes from (a seat, an address, a device)."""
@@ -122,6 +124,7 @@ def load_catalog() -> Catalog:
             lease=data.get("lease", {}),
             approval=data.get("approval", {}),
             configuration=data.get("configuration", {}),
+            retention_days=float(data.get("deprovision", {}).get("retention_days", 0)),
         )
         items[item.name] = item
     return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")

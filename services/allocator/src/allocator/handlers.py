@@ -44,8 +44,8 @@ def allocation_failed(
 
 @router.on(RequestValidated, on_failure=allocation_failed)
 async def allocate(event: RequestValidated, ctx: Context) -> None:
-    if event.operation == "deprovision":
-        await _locate_for_removal(event, ctx)
+    if event.operation != "provision":
+        await _locate(event, ctx)
         return
     if await repository.allocation_of_request(ctx.session, event.request_id) is not None:
         return  # decided already: a copy of the event under another id changes nothing
@@ -124,8 +124,9 @@ async def cancel_backorder(event: CancellationRequested, ctx: Context) -> None:
         ctx.emit(AllocationReleased(request_id=event.request_id, reason="cancelled on backorder"))
 
 
-async def _locate_for_removal(event: RequestValidated, ctx: Context) -> None:
-    """A deprovision takes nothing new: it finds where the resource lives."""
+async def _locate(event: RequestValidated, ctx: Context) -> None:
+    """A modify or a deprovision takes nothing new: it finds where the resource lives. (The
+    request-api refuses a modify that would change what the resource holds.)"""
     assert event.resource_id is not None
     allocation = await repository.live_allocation_of_resource(ctx.session, event.resource_id)
     if allocation is None or allocation.server_id is None:
@@ -147,7 +148,7 @@ async def settle(event: ProvisioningCompleted, ctx: Context) -> None:
         allocation = await repository.allocation_of_request(ctx.session, event.request_id)
         if allocation is not None and allocation.state == "held":
             await _move(ctx, allocation, "committed")
-    else:
+    elif event.operation == "deprovision":
         allocation = await repository.live_allocation_of_resource(ctx.session, event.resource_id)
         if allocation is not None:
             await _move(ctx, allocation, "released")

@@ -36,7 +36,10 @@ async def configure(event: ResourceAllocated, ctx: HandlerContext[Deps]) -> None
     """The same rendering serves a deprovision: it names what to remove."""
     try:
         driver, configuration = rules.render(
-            ctx.deps.catalog.get(event.catalog_item), event.parameters
+            ctx.deps.catalog.get(event.catalog_item),
+            event.parameters,
+            units=event.units,
+            facts={"tenant": event.tenant, "requester": event.requester},
         )
     except rules.CannotConfigure as problem:
         ctx.emit(configuration_failed(event, str(problem), "no_template"))

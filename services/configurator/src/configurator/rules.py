@@ -12,15 +12,23 @@ class CannotConfigure(ValueError):
     pass
 
 
-def render(item: CatalogItem | None, parameters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The driver and its configuration. A template value that is exactly "{name}" takes the
-    value as it is (a number, a list); any other string is formatted."""
+def render(
+    item: CatalogItem | None,
+    parameters: dict[str, Any],
+    *,
+    units: dict[str, str] | None = None,
+    facts: dict[str, str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The driver and its configuration, filled from the item's defaults, the request's
+    parameters, the units the allocator took (`{seat}`, `{ip}`) and request facts such as
+    `{tenant}`. A template value that is exactly "{name}" takes the value as it is (a number,
+    a list); any other string is formatted; lists and objects are filled item by item."""
     if item is None:
         raise CannotConfigure("the catalog item no longer exists")
     spec = item.configuration
     if not spec.get("template"):
         raise CannotConfigure(f"no configuration template for {item.name}")
-    values = {**item.defaults, **parameters}
+    values = {**(facts or {}), **item.defaults, **parameters, **(units or {})}
     try:
         return str(spec["driver"]), {
             key: _fill(template, values) for key, template in spec["template"].items()
@@ -34,4 +42,8 @@ def _fill(template: Any, values: dict[str, Any]) -> Any:
         if template.startswith("{") and template.endswith("}") and template.count("{") == 1:
             return values[template[1:-1]]
         return template.format_map(values)
+    if isinstance(template, list):
+        return [_fill(part, values) for part in template]
+    if isinstance(template, dict):
+        return {key: _fill(part, values) for key, part in template.items()}
     return template

@@ -11,6 +11,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     requests.LeaseExtended,
     requests.RequestApproved,
     requests.RequestDenied,
+    requests.VerificationRequested,
     validation.RequestValidated,
     validation.RequestRejected,
     validation.ValidationFailed,
@@ -29,4 +30,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     deployment.ProvisioningFailed,
     deployment.DeploymentRolledBack,
     deployment.CompensationFailed,
+    deployment.DriftDetected,
+    deployment.DriftResolved,
+    deployment.ResourcePurged,
 )

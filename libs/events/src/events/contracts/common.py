@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Operation = Literal["provision", "deprovision"]
+Operation = Literal["provision", "modify", "deprovision"]
 
 
 class RequestFacts(BaseModel):
@@ -16,8 +16,16 @@ class RequestFacts(BaseModel):
     requester: str
     tenant: str = "default"
     operation: Operation = "provision"
-    # Assigned when the request is accepted; a deprovision names the resource it removes.
+    # Assigned when the request is accepted; a modify or deprovision names its resource.
     resource_id: uuid.UUID | None = None
+    # A modify that asks for a new generated secret (the old one stops working).
+    rotate_credentials: bool = False
+
+    @property
+    def owner(self) -> str:
+        """The person a resource is for: its assignee when the item has one (a licence, a
+        laptop, an account filed by HR), else whoever asked."""
+        return str(self.parameters.get("assignee") or self.requester)
 
 
 class Problem(BaseModel):

@@ -3,10 +3,27 @@
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from events.contracts.common import RequestFacts
 from events.envelope import Event
 
 TOPIC = "provisioning.deployment"
+
+
+class Leftover(BaseModel):
+    """What a failed deployment may have left in a target, and everything its driver needs to
+    find and remove it: carried by the failure events so the undo does not depend on state
+    that the failed transaction rolled back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    driver: str
+    server_id: str
+    configuration: dict[str, Any]
+    resource_id: uuid.UUID
+    tenant: str
+    owner: str
 
 
 class ResourceDeployed(Event):
@@ -29,7 +46,8 @@ class ResourceVerified(Event):
 
 
 class ProvisioningCompleted(Event, RequestFacts):
-    """Handed over (provision) or removed from the target (deprovision)."""
+    """Handed over (provision), changed (modify) or taken away from its users (deprovision:
+    removed, or disabled and kept for the catalog's retention period)."""
 
     type = "provisioning.completed"
     topic = TOPIC
@@ -50,9 +68,7 @@ class ProvisioningFailed(Event):
     operation: str = "provision"
     step: str = "deploy"
     code: str | None = None
-    # What the failed step may have left in the target, so that it can be removed.
-    driver: str = "postgres"
-    configuration: dict[str, Any] | None = None
+    leftover: Leftover | None = None
 
 
 class DeploymentRolledBack(Event):
@@ -74,5 +90,34 @@ class CompensationFailed(Event):
     reason: str
     # What is left to remove, kept by the deployer for a retry.
     server_id: str | None = None
-    driver: str = "postgres"
-    configuration: dict[str, Any] | None = None
+    leftover: Leftover | None = None
+
+
+class DriftDetected(Event):
+    """A resource no longer looks as the platform left it: changed or deleted behind its back.
+    `request_id` is the request that created the resource."""
+
+    type = "drift.detected"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+    differences: list[str]
+
+
+class DriftResolved(Event):
+    """A resource that had drifted looks as expected again (remediated, or put back)."""
+
+    type = "drift.resolved"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+
+
+class ResourcePurged(Event):
+    """A deprovisioned resource kept for its retention period has now been deleted."""
+
+    type = "resource.purged"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+    server_id: str

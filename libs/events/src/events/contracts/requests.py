@@ -68,3 +68,13 @@ class CompensationRetryRequested(Event):
     topic = TOPIC
 
     requested_by: str
+
+
+class VerificationRequested(Event):
+    """Someone asked to re-check a resource in its target now (drift on demand)."""
+
+    type = "resource.verification_requested"
+    topic = TOPIC
+
+    resource_id: uuid.UUID
+    requested_by: str
