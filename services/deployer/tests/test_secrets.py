@@ -37,7 +37,7 @@ def test_credentials_round_trip_and_are_bound_to_their_resource():
 
 
 def test_identifiers_outside_the_expected_shape_are_refused():
-    from deployer.targets import ident, literal
+    from deployer.drivers.postgres import ident, literal
     from events import PermanentError
 
     assert ident("orders_db_owner") == '"orders_db_owner"'

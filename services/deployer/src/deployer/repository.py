@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deployer.models import Credential, DeploymentState
+from deployer.models import Credential, DeploymentState, ManagedResource
 
 
 @dataclass(frozen=True)
@@ -28,16 +30,21 @@ async def save_credential(
     nonce: bytes,
     ciphertext: bytes,
 ) -> None:
-    session.add(
-        Credential(
-            resource_id=resource_id,
-            request_id=request_id,
-            username=username,
-            nonce=nonce,
-            ciphertext=ciphertext,
+    """Keep the resource's secret, replacing an older one (a rotation): revealable again."""
+    values = {"username": username, "nonce": nonce, "ciphertext": ciphertext}
+    await session.execute(
+        insert(Credential)
+        .values(resource_id=resource_id, request_id=request_id, **values)
+        .on_conflict_do_update(
+            index_elements=[Credential.resource_id],
+            set_={
+                **values,
+                "request_id": request_id,
+                "revealed_at": None,
+                "created_at": func.now(),
+            },
         )
     )
-    await session.flush()
 
 
 async def take_for_reveal(session: AsyncSession, resource_id: uuid.UUID) -> SealedCredential | None:
@@ -84,3 +91,48 @@ async def lock_state(session: AsyncSession, request_id: uuid.UUID) -> Deployment
     )
     assert state is not None
     return state
+
+
+async def manage(session: AsyncSession, resource: ManagedResource) -> None:
+    """Start looking after a resource just created (a redelivery finds it there already)."""
+    await session.merge(resource)
+
+
+async def lock_managed(session: AsyncSession, resource_id: uuid.UUID) -> ManagedResource | None:
+    return await session.get(
+        ManagedResource, resource_id, with_for_update=True, populate_existing=True
+    )
+
+
+async def claim_due_for_check(
+    session: AsyncSession, *, checked_before: datetime, limit: int
+) -> Sequence[ManagedResource]:
+    """Active resources not checked since `checked_before`, least recently checked first;
+    replicas claim different ones."""
+    return (
+        await session.scalars(
+            select(ManagedResource)
+            .where(
+                ManagedResource.status == "active",
+                (ManagedResource.checked_at.is_(None))
+                | (ManagedResource.checked_at < checked_before),
+            )
+            .order_by(ManagedResource.checked_at.asc().nulls_first())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
+async def claim_due_for_deletion(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> Sequence[ManagedResource]:
+    return (
+        await session.scalars(
+            select(ManagedResource)
+            .where(ManagedResource.status == "disabled", ManagedResource.delete_after <= now)
+            .order_by(ManagedResource.delete_after)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()

@@ -1,9 +1,8 @@
-"""The PostgreSQL target driver: creates databases, schemas and owner roles, and verifies them
-by logging in as the new role.
+"""The PostgreSQL driver: databases, or schemas in a shared database, each with an owner login
+role; verified by logging in over the network as that role.
 
-Every step is idempotent, because a crash after the target changed but before the deployer's
-transaction committed redelivers the event: a role carries a comment naming the request that
-created it, and a database or schema is ours when that role owns it.
+A role carries a comment naming the request that created it (the mark of drivers/base.py),
+and a database or schema is ours when that role owns it.
 """
 
 from __future__ import annotations
@@ -12,36 +11,30 @@ import asyncio
 import contextlib
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, Field
 
+from deployer.drivers.base import (
+    Deployed,
+    Placement,
+    TargetConflict,
+    TargetUnavailable,
+    marker,
+)
 from deployer.scram import scram_sha256_verifier
-from deployer.settings import TargetServer
-from events import PermanentError, RetryableError
+from events import PermanentError
 from events.contracts.configuration import PostgresConfiguration
-from events.errors import InjectedFault
 
 
-class TargetUnavailable(RetryableError):
-    """The target could not be reached or refused for a reason that may pass."""
+class TargetServer(BaseModel):
+    """How the deployer reaches a pool server (`admin_dsn`) and how requesters do."""
 
-
-class TargetConflict(PermanentError):
-    """The name is taken in the target by something this request did not create."""
-
-
-@dataclass(frozen=True)
-class Deployed:
-    username: str
-    outputs: dict[str, str | int]
-
-
-MARKER_PREFIX = "provisioned by request "
-
-
-def _marker(request_id: uuid.UUID) -> str:
-    return f"{MARKER_PREFIX}{request_id}"
+    admin_dsn: str = Field(repr=False)
+    host: str
+    port: int
 
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -68,16 +61,14 @@ def connect_group(database: str) -> str:
     return f"{database}_connect"
 
 
-class PostgresTargets:
-    def __init__(
-        self,
-        servers: dict[str, TargetServer],
-        *,
-        timeout_s: float,
-        verify_fault_marker: str | None = None,
-    ) -> None:
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class PostgresDriver:
+    needs_secret = True
+
+    def __init__(self, servers: dict[str, TargetServer], *, timeout_s: float) -> None:
         self._servers = servers
-        self._verify_fault_marker = verify_fault_marker
         self._timeout_s = timeout_s
         self._pools: dict[tuple[str, str], asyncpg.Pool] = {}
         self._lock = asyncio.Lock()
@@ -88,83 +79,137 @@ class PostgresTargets:
         for pool in pools:
             await asyncio.wait_for(pool.close(), self._timeout_s)
 
-    async def deploy(
-        self,
-        server_id: str,
-        configuration: PostgresConfiguration,
-        *,
-        request_id: uuid.UUID,
-        password: str,
+    async def apply(
+        self, placement: Placement, configuration: dict[str, Any], secret: str | None
     ) -> Deployed:
+        server_id, wanted = placement.server_id, PostgresConfiguration.model_validate(configuration)
         server = self._server(server_id)
-        try:
-            async with asyncio.timeout(self._timeout_s * 3):
-                if configuration.schema_name is None:
-                    await self._ensure_role(server_id, configuration, request_id, password)
-                    await self._ensure_database(server_id, configuration)
-                else:
-                    await self._ensure_shared_database(server_id, configuration.database)
-                    await self._ensure_role(
-                        server_id,
-                        configuration,
-                        request_id,
-                        password,
-                        member_of=connect_group(configuration.database),
-                    )
-                    await self._ensure_schema(server_id, configuration)
-                await self._before_verify(configuration)
-                await self._verify(server, configuration, password)
-        except PermanentError:
-            raise
-        except (TargetUnavailable, TargetConflict):
-            raise
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise TargetUnavailable(f"{server_id}: {type(error).__name__}: {error}") from error
+        async with self._target_errors(server_id):
+            if wanted.schema_name is None:
+                await self._ensure_role(server_id, wanted, placement.request_id, secret)
+                await self._ensure_database(server_id, wanted)
+            else:
+                await self._ensure_shared_database(server_id, wanted.database)
+                await self._ensure_role(
+                    server_id,
+                    wanted,
+                    placement.request_id,
+                    secret,
+                    member_of=connect_group(wanted.database),
+                )
+                await self._ensure_schema(server_id, wanted)
         outputs: dict[str, str | int] = {
             "host": server.host,
             "port": server.port,
-            "database": configuration.database,
-            "username": configuration.owner_role,
+            "database": wanted.database,
+            "username": wanted.owner_role,
         }
-        if configuration.schema_name is not None:
-            outputs["schema"] = configuration.schema_name
-        return Deployed(username=configuration.owner_role, outputs=outputs)
+        if wanted.schema_name is not None:
+            outputs["schema"] = wanted.schema_name
+        return Deployed(outputs=outputs, username=wanted.owner_role)
 
-    async def remove(
-        self,
-        server_id: str,
-        configuration: PostgresConfiguration,
-        *,
-        created_by: uuid.UUID | None = None,
-    ) -> None:
-        """Remove the role and its database or schema, if they are ours: created by
-        `created_by` when given (a rollback), else by any request of this platform (a
-        deprovision). Whatever is not ours is left alone; what is gone already is fine."""
+    async def verify(
+        self, placement: Placement, configuration: dict[str, Any], secret: str | None
+    ) -> list[str]:
+        server_id, wanted = placement.server_id, PostgresConfiguration.model_validate(configuration)
+        async with self._target_errors(server_id):
+            differences = await self._differences(placement, wanted)
+            if not differences and secret is not None:
+                differences = await self._log_in(self._server(server_id), wanted, secret)
+        return differences
+
+    async def disable(self, placement: Placement, configuration: dict[str, Any]) -> None:
+        """The role may no longer log in, and its sessions end; its data is kept."""
+        wanted = PostgresConfiguration.model_validate(configuration)
+        async with self._target_errors(placement.server_id):
+            pool = await self._pool(placement.server_id)
+            async with pool.acquire() as connection:
+                if await self._mark_of(connection, wanted.owner_role) != marker(
+                    placement.request_id
+                ):
+                    return
+                await connection.execute(f"ALTER ROLE {ident(wanted.owner_role)} NOLOGIN")
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    wanted.owner_role,
+                )
+
+    async def remove(self, placement: Placement, configuration: dict[str, Any]) -> None:
+        """Remove the role and its database or schema if this placement's request created
+        them; whatever is not ours is left alone, what is gone already is fine."""
+        wanted = PostgresConfiguration.model_validate(configuration)
+        async with self._target_errors(placement.server_id):
+            await self._remove(placement.server_id, wanted, placement.request_id)
+
+    @contextlib.asynccontextmanager
+    async def _target_errors(self, server_id: str) -> AsyncIterator[None]:
+        """Bound the whole call, and make every connection or server error a retryable one."""
         try:
             async with asyncio.timeout(self._timeout_s * 3):
-                await self._remove(server_id, configuration, created_by)
-        except (TargetConflict, TargetUnavailable):
+                yield
+        except (PermanentError, TargetUnavailable):
             raise
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except _CONNECTION_ERRORS as error:
             raise TargetUnavailable(f"{server_id}: {type(error).__name__}: {error}") from error
 
+    @staticmethod
+    async def _mark_of(connection: asyncpg.Connection, role: str) -> str | None:
+        found = await connection.fetchval(
+            "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') FROM pg_roles"
+            " WHERE rolname = $1",
+            role,
+        )
+        return None if found is None else str(found)
+
+    async def _differences(self, placement: Placement, wanted: PostgresConfiguration) -> list[str]:
+        role = wanted.owner_role
+        async with (await self._pool(placement.server_id)).acquire() as connection:
+            found = await connection.fetchrow(
+                "SELECT coalesce(shobj_description(oid, 'pg_authid'), '') AS mark,"
+                " rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = $1",
+                role,
+            )
+            if found is None:
+                return ["missing: no role " + role]
+            if found["mark"] != marker(placement.request_id):
+                return [f"the role {role} is not the one this request created"]
+            differences = []
+            if not found["rolcanlogin"]:
+                differences.append(f"the role {role} cannot log in")
+            if found["rolconnlimit"] != wanted.connection_limit:
+                differences.append(
+                    f"connection limit is {found['rolconnlimit']}, not {wanted.connection_limit}"
+                )
+            database_owner = await connection.fetchval(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                wanted.database,
+            )
+        if database_owner is None:
+            return [*differences, f"missing: no database {wanted.database}"]
+        if wanted.schema_name is None:
+            if database_owner != role:
+                differences.append(f"the database {wanted.database} is owned by {database_owner}")
+            return differences
+        pool = await self._pool(placement.server_id, wanted.database)
+        async with pool.acquire() as connection:
+            schema_owner = await connection.fetchval(
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1",
+                wanted.schema_name,
+            )
+        if schema_owner is None:
+            differences.append(f"missing: no schema {wanted.schema_name}")
+        elif schema_owner != role:
+            differences.append(f"the schema {wanted.schema_name} is owned by {schema_owner}")
+        return differences
+
     async def _remove(
-        self,
-        server_id: str,
-        configuration: PostgresConfiguration,
-        created_by: uuid.UUID | None,
+        self, server_id: str, configuration: PostgresConfiguration, created_by: uuid.UUID
     ) -> None:
         role = configuration.owner_role
         async with (await self._pool(server_id)).acquire() as connection:
-            marker = await connection.fetchval(
-                "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-                role,
-            )
-        if marker is None:
-            return  # no role (never created, or removed already): nothing of ours is left
-        expected = _marker(created_by) if created_by else None
-        if (expected and marker != expected) or not str(marker).startswith(MARKER_PREFIX):
-            return  # not ours to remove
+            mark = await self._mark_of(connection, role)
+        if mark != marker(created_by):
+            return  # no role (never created, or removed already), or not ours to remove
         if configuration.schema_name is None:
             async with (await self._pool(server_id)).acquire() as connection:
                 owner = await connection.fetchval(
@@ -225,14 +270,19 @@ class PostgresTargets:
         server_id: str,
         configuration: PostgresConfiguration,
         request_id: uuid.UUID,
-        password: str,
+        password: str | None,
         member_of: str | None = None,
     ) -> None:
-        role, marker = ident(configuration.owner_role), _marker(request_id)
+        """Create the role, or bring ours up to date: a new password only when one is given
+        (provision, rotation), and able to log in again (after a disable)."""
+        role, mark = ident(configuration.owner_role), marker(request_id)
         in_group = f" IN ROLE {ident(member_of)}" if member_of else ""
-        verifier = scram_sha256_verifier(password)
-        if not _SCRAM_VERIFIER.match(verifier):
-            raise PermanentError("unexpected SCRAM verifier format")
+        set_password = ""
+        if password is not None:
+            verifier = scram_sha256_verifier(password)
+            if not _SCRAM_VERIFIER.match(verifier):
+                raise PermanentError("unexpected SCRAM verifier format")
+            set_password = f" PASSWORD {literal(verifier)}"
         limit = int(configuration.connection_limit)
         async with (await self._pool(server_id)).acquire() as connection:
             found = await connection.fetchrow(
@@ -240,23 +290,22 @@ class PostgresTargets:
                 " WHERE rolname = $1",
                 configuration.owner_role,
             )
-            if found is not None and found["marker"] != marker:
+            if found is not None and found["marker"] != mark:
                 raise TargetConflict(
                     f"role {configuration.owner_role} already exists in {server_id}"
                 )
             if found is None:
                 # One simple query: its statements commit together or not at all.
                 await connection.execute(
-                    f"CREATE ROLE {role} LOGIN PASSWORD {literal(verifier)}"
+                    f"CREATE ROLE {role} LOGIN{set_password}"
                     f" CONNECTION LIMIT {limit}{in_group};"
-                    f" COMMENT ON ROLE {role} IS {literal(marker)}"
+                    f" COMMENT ON ROLE {role} IS {literal(mark)}"
                 )
             else:
-                # Ours, from an attempt whose outcome was lost: only the new password counts.
+                # Ours: an attempt whose outcome was lost, a modify, or a remediation.
                 grant = f"; GRANT {ident(member_of)} TO {role}" if member_of else ""
                 await connection.execute(
-                    f"ALTER ROLE {role} PASSWORD {literal(verifier)} CONNECTION LIMIT {limit}"
-                    + grant
+                    f"ALTER ROLE {role} LOGIN{set_password} CONNECTION LIMIT {limit}" + grant
                 )
 
     async def _ensure_database(self, server_id: str, configuration: PostgresConfiguration) -> None:
@@ -314,33 +363,31 @@ class PostgresTargets:
             elif owner != configuration.owner_role:
                 raise TargetConflict(f"schema {schema} already exists in {server_id}/{database}")
 
-    async def _before_verify(self, configuration: PostgresConfiguration) -> None:
-        """Chaos testing: fail after the target changed, which only a rollback can undo."""
-        marker = self._verify_fault_marker
-        if marker and marker in (configuration.schema_name or configuration.database):
-            raise InjectedFault("fault injected at deployer.verify")
-
-    async def _verify(
+    async def _log_in(
         self, server: TargetServer, configuration: PostgresConfiguration, password: str
-    ) -> None:
-        """Log in over the network as the new role, as the requester will."""
-        connection = await asyncpg.connect(
-            host=server.host,
-            port=server.port,
-            user=configuration.owner_role,
-            password=password,
-            database=configuration.database,
-            timeout=self._timeout_s,
-        )
+    ) -> list[str]:
+        """Log in over the network as the role, as the requester will."""
+        try:
+            connection = await asyncpg.connect(
+                host=server.host,
+                port=server.port,
+                user=configuration.owner_role,
+                password=password,
+                database=configuration.database,
+                timeout=self._timeout_s,
+            )
+        except asyncpg.InvalidAuthorizationSpecificationError:
+            return [f"cannot log in as {configuration.owner_role}"]
         try:
             user = await connection.fetchval("SELECT current_user")
             if user != configuration.owner_role:
-                raise TargetUnavailable(f"verification logged in as {user!r}")
+                return [f"logged in as {user!r}, not {configuration.owner_role}"]
             if configuration.schema_name is not None:
                 can_create = await connection.fetchval(
                     "SELECT has_schema_privilege($1, 'CREATE')", configuration.schema_name
                 )
                 if not can_create:
-                    raise TargetUnavailable("verification: the role cannot create in its schema")
+                    return [f"{configuration.owner_role} cannot create in its schema"]
         finally:
             await connection.close(timeout=self._timeout_s)
+        return []
