@@ -22,6 +22,16 @@ class NewRequest(BaseModel):
     expires_at: AwareDatetime | None = None
 
 
+class ResourceChange(BaseModel):
+    """A modify: the parameters to change (the others stay), and whether to rotate the
+    resource's generated secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    rotate_credentials: bool = False
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,3 +79,23 @@ def item_problems(
 def invalid(title: str, errors: list[dict[str, Any]]) -> ProblemError:
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return ProblemError(422, title, detail, errors=errors)
+
+
+def change_problems(
+    item: CatalogItem, current: dict[str, Any], changed: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Why a modify from `current` to `changed` parameters cannot be done in place: each
+    problem names its field. What the resource holds (its name, quota, pool units) stays."""
+    problems = [
+        {"field": f"parameters.{p.field}", "message": p.message}
+        for p in item.schema_problems(changed)
+    ]
+    if changed.get("name") != current.get("name"):
+        message = "the name identifies the resource; request a new resource instead"
+        problems.append({"field": "parameters.name", "message": message})
+    if item.quota_needs(changed) != item.quota_needs(current) or item.unit_needs(
+        changed
+    ) != item.unit_needs(current):
+        message = "this change needs other quota or pool units; request a new resource instead"
+        problems.append({"field": "parameters", "message": message})
+    return problems

@@ -1,4 +1,5 @@
-"""Routes for resources: list, read, deprovision, extend the lease, reveal credentials."""
+"""Routes for resources: list, read, modify, deprovision, extend the lease, re-verify and
+remediate drift, reveal credentials."""
 
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,10 +13,19 @@ from fastapi.responses import JSONResponse
 from apikeys import Caller
 from catalog import Catalog
 from events import ServiceRuntime
-from events.contracts.requests import LeaseExtended
+from events.contracts.requests import LeaseExtended, VerificationRequested
 from events.http import PROBLEM_JSON, ProblemError
 from request_api import leases, repository
-from request_api.api_common import LeaseExtension, accepted, invalid_lease, requester_of
+from request_api.api_common import (
+    LeaseExtension,
+    ResourceChange,
+    accepted,
+    change_problems,
+    invalid,
+    invalid_lease,
+    requester_of,
+)
+from request_api.models import Resource
 from request_api.submissions import ResourceNotActive, submit
 
 
@@ -69,6 +79,80 @@ def create_router(
             raise ProblemError(
                 409, "Resource is not active", "Only an active resource can be removed."
             ) from error
+        return accepted(request)
+
+    @router.patch("/{resource_id}", status_code=202)
+    async def modify_resource(
+        resource_id: uuid.UUID, body: ResourceChange, caller: CallerDep
+    ) -> JSONResponse:
+        """Files a modify request: changed parameters, a new secret, or both."""
+        resource = await _active(resource_id, caller)
+        changed = {**resource.parameters, **body.parameters}
+        if changed == resource.parameters and not body.rotate_credentials:
+            raise invalid(
+                "Nothing to change",
+                [{"field": "parameters", "message": "no parameter differs from the resource's"}],
+            )
+        item = catalog.get(resource.catalog_item)
+        if item is None:
+            raise ProblemError(409, "The resource's catalog item no longer exists")
+        problems = change_problems(item, resource.parameters, changed)
+        if problems:
+            raise invalid("Invalid change", problems)
+        return await _file_modify(resource, changed, caller, rotate=body.rotate_credentials)
+
+    @router.post("/{resource_id}/remediate", status_code=202)
+    async def remediate_resource(resource_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+        """Files a modify request that puts the resource back as the platform left it."""
+        resource = await _active(resource_id, caller)
+        return await _file_modify(resource, resource.parameters, caller, rotate=False)
+
+    @router.post("/{resource_id}/verify", status_code=202)
+    async def verify_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
+        """Asks the deployer to re-check the resource in its target now; a drift shows on
+        the resource (and as a `drift.detected` event)."""
+        async with runtime.transaction() as session:
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
+            if resource is None:
+                raise ProblemError(404, "Resource not found")
+            if resource.state != "active":
+                raise ProblemError(409, "Only an active resource can be verified")
+            runtime.publish(
+                session,
+                VerificationRequested(
+                    request_id=resource.request_id,
+                    resource_id=resource.id,
+                    requested_by=caller.name,
+                ),
+            )
+        return {"resource_id": str(resource_id), "verification": "requested"}
+
+    async def _active(resource_id: uuid.UUID, caller: Caller) -> Resource:
+        async with runtime.session_factory() as session:
+            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
+        if resource is None:
+            raise ProblemError(404, "Resource not found")
+        if resource.state != "active":
+            raise ProblemError(409, "Resource is not active", "Only an active resource changes.")
+        return resource
+
+    async def _file_modify(
+        resource: Resource, parameters: dict[str, Any], caller: Caller, *, rotate: bool
+    ) -> JSONResponse:
+        try:
+            async with runtime.transaction() as session:
+                request = await submit(
+                    runtime,
+                    session,
+                    requester_of(caller),
+                    resource.catalog_item,
+                    parameters,
+                    operation="modify",
+                    resource_id=resource.id,
+                    rotate_credentials=rotate,
+                )
+        except ResourceNotActive as error:
+            raise ProblemError(409, "Resource is not active") from error
         return accepted(request)
 
     @router.post("/{resource_id}/extend")

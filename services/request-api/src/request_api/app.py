@@ -14,6 +14,7 @@ from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 from request_api import (
     api_bundles,
+    api_people,
     api_requests,
     api_resources,
     handlers,
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_requests.create_router(runtime, catalog, allocator, authenticate),
         api_resources.create_router(runtime, catalog, deployer, authenticate),
         api_bundles.create_router(runtime, catalog, authenticate),
+        api_people.create_router(runtime, authenticate),
     ]
     warn_before = timedelta(seconds=settings.lease_warning_s)
     runtime.add_periodic(

@@ -16,6 +16,8 @@ from events.contracts.allocation import (
 from events.contracts.configuration import ConfigurationFailed, ResourceConfigured
 from events.contracts.deployment import (
     CompensationFailed,
+    DriftDetected,
+    DriftResolved,
     ProvisioningCompleted,
     ProvisioningFailed,
     ResourceDeployed,
@@ -91,6 +93,10 @@ async def on_verified(event: ResourceVerified, ctx: Context) -> None:
 async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
     if event.operation == "deprovision":
         await repository.settle_resource_of(ctx.session, event.request_id, retired=True)
+    elif event.operation == "modify":
+        await repository.update_resource(
+            ctx.session, event.resource_id, parameters=event.parameters, outputs=event.outputs
+        )
     elif await repository.cancel_requested(ctx.session, event.request_id):
         # Cancelled in time: the deployer removes what it just created.
         await repository.move_request(ctx.session, event.request_id, "compensating")
@@ -102,9 +108,10 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
             id=event.resource_id,
             request_id=event.request_id,
             catalog_item=event.catalog_item,
-            owner=event.requester,
+            owner=event.owner,
             tenant=event.tenant,
             state="active",
+            parameters=event.parameters,
             server_id=event.server_id,
             outputs=event.outputs,
             credentials_ref=event.credentials_ref or "",
@@ -115,6 +122,16 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
         ctx.session, event.request_id, "completed", resource_id=event.resource_id
     )
     await undo_failed_bundle(ctx, event.request_id)
+
+
+@router.on(DriftDetected)
+async def on_drift(event: DriftDetected, ctx: Context) -> None:
+    await repository.set_drift(ctx.session, event.resource_id, event.differences)
+
+
+@router.on(DriftResolved)
+async def on_drift_resolved(event: DriftResolved, ctx: Context) -> None:
+    await repository.set_drift(ctx.session, event.resource_id, [])
 
 
 @router.on(ValidationFailed)
@@ -135,7 +152,7 @@ async def on_configuration_failed(event: ConfigurationFailed, ctx: Context) -> N
 
 @router.on(ProvisioningFailed)
 async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> None:
-    if event.operation == "deprovision":
+    if event.operation != "provision":
         # The resource is still there: nothing to undo.
         await _failed(ctx, event.request_id, "deployment", event.reason, event.code)
         return

@@ -84,6 +84,11 @@ class Resource(Base):
     server_id: Mapped[str] = mapped_column(String(100))
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     credentials_ref: Mapped[str] = mapped_column(String(200))
+    # As last provisioned or modified: a modify starts from these.
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # How the target differs from what the platform left, as the deployer last found it.
+    drift: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    drift_detected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     def public(self, requests: list[ProvisioningRequest] | None = None) -> dict[str, Any]:
@@ -94,7 +99,13 @@ class Resource(Base):
             "owner": self.owner,
             "tenant": self.tenant,
             "state": self.state,
+            "parameters": self.parameters,
             "outputs": self.outputs,
+            "drift": (
+                {"differences": self.drift, "detected_at": self.drift_detected_at.isoformat()}
+                if self.drift and self.drift_detected_at
+                else None
+            ),
             "monthly_cost": self.monthly_cost,
             "created_at": self.created_at.isoformat(),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,

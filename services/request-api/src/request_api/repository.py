@@ -125,6 +125,32 @@ async def add_resource(session: AsyncSession, **columns: Any) -> None:
     await session.execute(insert(Resource).values(**columns).on_conflict_do_nothing())
 
 
+async def update_resource(session: AsyncSession, resource_id: uuid.UUID, **values: Any) -> None:
+    await session.execute(
+        update(Resource)
+        .where(Resource.id == resource_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def set_drift(session: AsyncSession, resource_id: uuid.UUID, differences: list[str]) -> None:
+    detected_at = func.now() if differences else None
+    await update_resource(session, resource_id, drift=differences, drift_detected_at=detected_at)
+
+
+async def resources_of_owner(session: AsyncSession, owner: str, *, tenant: str) -> list[Resource]:
+    return list(
+        (
+            await session.scalars(
+                select(Resource)
+                .where(Resource.owner == owner, Resource.tenant == tenant)
+                .order_by(Resource.created_at)
+            )
+        ).all()
+    )
+
+
 async def get_resource(
     session: AsyncSession, resource_id: uuid.UUID, *, tenant: str
 ) -> Resource | None:
@@ -169,6 +195,15 @@ async def start_retiring(session: AsyncSession, resource_id: uuid.UUID, *, tenan
         .execution_options(synchronize_session=False)
     )
     return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+async def is_active(session: AsyncSession, resource_id: uuid.UUID, *, tenant: str) -> bool:
+    found = await session.scalar(
+        select(Resource.id).where(
+            Resource.id == resource_id, Resource.tenant == tenant, Resource.state == "active"
+        )
+    )
+    return found is not None
 
 
 async def settle_resource_of(

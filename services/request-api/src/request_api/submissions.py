@@ -37,6 +37,7 @@ async def submit(
     resource_id: uuid.UUID,
     expires_at: datetime | None = None,
     bundle_id: uuid.UUID | None = None,
+    rotate_credentials: bool = False,
 ) -> ProvisioningRequest:
     """Record the request and stage `request.submitted`, in the caller's transaction."""
     with runtime.span("submit request") as span:
@@ -49,6 +50,7 @@ async def submit(
             resource_id=resource_id,
             expires_at=expires_at,
             bundle_id=bundle_id,
+            rotate_credentials=rotate_credentials,
         )
         span.set_attribute("request.id", str(request.id))
         runtime.publish(session, submitted)
@@ -65,10 +67,15 @@ async def record(
     resource_id: uuid.UUID,
     expires_at: datetime | None = None,
     bundle_id: uuid.UUID | None = None,
+    rotate_credentials: bool = False,
 ) -> tuple[ProvisioningRequest, RequestSubmitted]:
     """Record the request; the caller publishes the returned event (from a route, or a
     handler's `ctx.emit`)."""
     if operation == "deprovision" and not await repository.start_retiring(
+        session, resource_id, tenant=requester.tenant
+    ):
+        raise ResourceNotActive(resource_id)
+    if operation == "modify" and not await repository.is_active(
         session, resource_id, tenant=requester.tenant
     ):
         raise ResourceNotActive(resource_id)
@@ -93,5 +100,6 @@ async def record(
         tenant=requester.tenant,
         operation=operation,
         resource_id=resource_id,
+        rotate_credentials=rotate_credentials,
     )
     return request, submitted
