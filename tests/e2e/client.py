@@ -51,6 +51,35 @@ class Platform:
         assert answer.status_code == 202, answer.text
         return dict(answer.json())
 
+    async def completed(self, catalog_item: str, **parameters: Any) -> dict[str, Any]:
+        """Submit and wait: the request must complete. Returns the request."""
+        request = await self.wait_terminal((await self.submit(catalog_item, **parameters))["id"])
+        assert request["status"] == "completed", request
+        return request
+
+    async def resource(self, resource_id: str) -> dict[str, Any]:
+        answer = await self.api.get(f"/v1/resources/{resource_id}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def reveal(self, resource_id: str) -> dict[str, str]:
+        answer = await self.api.get(f"/v1/resources/{resource_id}/credentials")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def modify(
+        self, resource_id: str, *, rotate: bool = False, **parameters: Any
+    ) -> dict[str, Any]:
+        body = {"parameters": parameters, "rotate_credentials": rotate}
+        answer = await self.api.patch(f"/v1/resources/{resource_id}", json=body)
+        assert answer.status_code == 202, answer.text
+        return await self.wait_terminal(answer.json()["id"])
+
+    async def deprovision(self, resource_id: str) -> dict[str, Any]:
+        answer = await self.api.delete(f"/v1/resources/{resource_id}")
+        assert answer.status_code == 202, answer.text
+        return await self.wait_terminal(answer.json()["id"])
+
     async def wait_terminal(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s

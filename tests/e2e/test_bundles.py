@@ -32,7 +32,7 @@ async def test_a_bundle_rolls_up_its_items(platform: Platform):
     licence = {
         "catalog_item": "software_license",
         "parameters": {
-            "name": f"lic_{uuid.uuid4().hex[:8]}",
+            "name": f"lic_fault_at_deploy_{uuid.uuid4().hex[:8]}",
             "product": "figma",
             "assignee": "ann",
         },
@@ -43,7 +43,7 @@ async def test_a_bundle_rolls_up_its_items(platform: Platform):
     bundle = await wait_bundle(
         platform, answer.json()["id"], {"completed", "partially_completed", "failed"}
     )
-    # The licence item's driver comes with the real targets, so it rolls back for now.
+    # The licence's deployment is made to fail, so only the schema completes.
     assert bundle["status"] == "partially_completed", bundle
     assert sorted(i["status"] for i in bundle["items"]) == ["completed", "rolled_back"]
 

@@ -45,6 +45,14 @@ class StackConfig:
     # Chaos testing: the test stack lets a request ask for a failure at any step.
     inject_faults: bool = False
     lease_sweep_interval_s: float = 30.0
+    # The deployer's upkeep: drift checks, and deletion after the catalog's retention.
+    drift_check_interval_s: float = 300.0
+    upkeep_interval_s: float = 10.0
+    retention_cap_s: float | None = None
+    # How long the deployer waits for a target, and retries one that fails (about 30 s in all
+    # by default); the tests fail targets on purpose and wait less.
+    target_timeout_s: float = 10.0
+    target_retry_backoff_s: float = 1.0
 
     @classmethod
     def default(cls, repo: Path) -> StackConfig:
@@ -76,6 +84,11 @@ class StackConfig:
             seed_file="tests/seed/organisation.json",
             inject_faults=True,
             lease_sweep_interval_s=1.0,  # the tests' leases last seconds
+            drift_check_interval_s=2.0,
+            upkeep_interval_s=1.0,
+            retention_cap_s=3.0,  # an account's 30-day retention, watched in seconds
+            target_timeout_s=5.0,
+            target_retry_backoff_s=0.3,
         )
 
     @property

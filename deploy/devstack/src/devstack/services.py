@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack import postgres
+from devstack import postgres, targets
 from devstack.config import SERVICE_MODULES, SERVICES, StackConfig
 from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_files
 
@@ -80,7 +80,14 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
             "port": config.pg_port,
         }
         env["TARGET_SERVERS"] = json.dumps({"pg-local": target})
+        env.update(targets.deployer_environment(config))
         env["CREDENTIALS_KEY_FILE"] = str(config.credentials_key_file)
+        env["DRIFT_CHECK_INTERVAL_S"] = str(config.drift_check_interval_s)
+        env["UPKEEP_INTERVAL_S"] = str(config.upkeep_interval_s)
+        env["TARGET_TIMEOUT_S"] = str(config.target_timeout_s)
+        env["HANDLER_RETRY_BACKOFF_S"] = str(config.target_retry_backoff_s)
+        if config.retention_cap_s is not None:
+            env["RETENTION_CAP_S"] = str(config.retention_cap_s)
     return env
 
 

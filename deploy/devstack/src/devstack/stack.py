@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from devstack import kafka, keys, postgres, services
+from devstack import kafka, keys, postgres, services, targets
 from devstack.config import SERVICES, StackConfig
 from devstack.proc import StackError, run_async
 from events.topics import ensure_topics
@@ -56,12 +56,15 @@ class Stack:
         keys.ensure_credentials_key(self.config)
         keys.ensure_admin_key(self.config)
         keys.ensure_people_keys(self.config)
+        with self._timed("targets"):
+            targets.start(self.config)
         with self._timed("services"):
             services.start(self.config)
 
     def down(self) -> None:
         # Services first so none of them logs a storm of connection errors on the way out.
         services.stop(self.config)
+        targets.stop(self.config)
         kafka.stop(self.config)
         postgres.stop(self.config)
 
@@ -80,6 +83,7 @@ class Stack:
         statuses = [
             ComponentStatus("postgres", postgres.running_pid(self.config)),
             ComponentStatus("kafka", kafka.running_pid(self.config)),
+            *(ComponentStatus(n, pid) for n, pid in targets.running_pids(self.config).items()),
         ]
         instances = services.running_instances(self.config)
         every = {*((name, 0) for name in SERVICES), *instances}
