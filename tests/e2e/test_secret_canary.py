@@ -72,29 +72,49 @@ def dump_of_every_database(platform: Platform) -> bytes:
     return done.stdout
 
 
-async def test_a_revealed_password_is_nowhere_else(platform: Platform):
-    request = await platform.wait_terminal(
-        (await platform.submit("postgres_database", name=f"canary_{uuid.uuid4().hex[:10]}"))["id"]
+async def test_revealed_passwords_are_nowhere_else(platform: Platform):
+    """Canaries: a database password, its rotation, and a directory account's password."""
+    database = await platform.completed("postgres_database", name=f"canary_{uuid.uuid4().hex[:10]}")
+    reveal = await platform.api.get(f"/v1/resources/{database['resource_id']}/credentials")
+    first = reveal.json()["password"]
+    rotated = await platform.modify(database["resource_id"], rotate=True)
+    assert rotated["status"] == "completed", rotated
+    second = (await platform.reveal(database["resource_id"]))["password"]
+    account = await platform.completed(
+        "directory_account",
+        name=f"canary_{uuid.uuid4().hex[:10]}",
+        given_name="Canary",
+        family_name="Bird",
+        department="web",
     )
-    assert request["status"] == "completed"
-    reveal = await platform.api.get(f"/v1/resources/{request['resource_id']}/credentials")
-    secret = reveal.json()["password"]
-    assert len(secret) >= 24
+    directory = (await platform.reveal(account["resource_id"]))["password"]
+    secrets = [first, second, directory]
+    assert len(set(secrets)) == 3 and all(len(secret) >= 24 for secret in secrets)
 
     topics = await every_topic(platform)
     assert "deadletter.deployer" in topics and "provisioning.deployment" in topics
-    for topic, blob in topics.items():
-        assert not found_in(blob, secret), topic
     config = platform.stack.config
-    for folder in (config.logs_dir, config.traces_dir):
-        for path in folder.iterdir():
-            assert not found_in(path.read_bytes(), secret), path
+    # Logs and traces, and the targets' own files: the directory's database, the receiver's.
+    files = [
+        path
+        for folder in (config.logs_dir, config.traces_dir, config.ldap_dir, config.receiver_dir)
+        for path in folder.rglob("*")
+        if path.is_file()
+    ]
     async with httpx.AsyncClient() as client:
-        for name in SERVICES:
-            metrics = await client.get(f"{platform.stack.service_url(name)}/metrics")
-            assert not found_in(metrics.content, secret), name
+        metrics = {
+            name: (await client.get(f"{platform.stack.service_url(name)}/metrics")).content
+            for name in SERVICES
+        }
     dump = dump_of_every_database(platform)
     # The role's password is in the dump only as its SCRAM verifier.
     assert b"CREATE ROLE" in dump and b"SCRAM-SHA-256$4096:" in dump
-    assert not found_in(dump, secret)
-    assert found_in(reveal.content, secret)  # the search itself finds what is there
+    for secret in secrets:
+        for topic, blob in topics.items():
+            assert not found_in(blob, secret), topic
+        for path in files:
+            assert not found_in(path.read_bytes(), secret), path
+        for name, page in metrics.items():
+            assert not found_in(page, secret), name
+        assert not found_in(dump, secret)
+    assert found_in(reveal.content, first)  # the search itself finds what is there
