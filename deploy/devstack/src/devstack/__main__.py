@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devstack import kafka
+from devstack import cloud, kafka, ldap, receiver
 from devstack.config import StackConfig, repo_root
 from devstack.proc import StackError
 from devstack.stack import Stack
@@ -55,6 +55,9 @@ def _print_summary(stack: Stack) -> None:
         print(f"  {name:<13} {stack.service_url(name)}")
     print(f"kafka:         {config.bootstrap_servers}")
     print(f"postgres:      {stack.database_dsn('postgres')}")
+    print(f"ldap:          {ldap.url(config)} ({ldap.BASE_DN}, admin {ldap.ADMIN_DN})")
+    print(f"aws endpoint:  {cloud.endpoint_url(config)} (region {cloud.REGION})")
+    print(f"webhooks:      {receiver.url(config)} (licence vendor and MDM; /_test/deliveries)")
     print(f"admin API key: {config.admin_key_file}")
     print(f"people's keys: {config.root / 'keys'}/<name>.key (deploy/seed/organisation.json)")
     print(f"logs:          {config.logs_dir}")
