@@ -58,28 +58,9 @@ def create_router(
         """Files a deprovision request that flows through the same pipeline."""
         async with runtime.session_factory() as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-            if resource is None:
-                raise ProblemError(404, "Resource not found")
-            original = await repository.get_request(
-                session, resource.request_id, tenant=caller.tenant
-            )
-        parameters = original.parameters if original else {}
-        try:
-            async with runtime.transaction() as session:
-                request = await submit(
-                    runtime,
-                    session,
-                    requester_of(caller),
-                    resource.catalog_item,
-                    parameters,
-                    operation="deprovision",
-                    resource_id=resource_id,
-                )
-        except ResourceNotActive as error:
-            raise ProblemError(
-                409, "Resource is not active", "Only an active resource can be removed."
-            ) from error
-        return accepted(request)
+        if resource is None:
+            raise ProblemError(404, "Resource not found")
+        return await _file(resource, "deprovision", resource.parameters, caller)
 
     @router.patch("/{resource_id}", status_code=202)
     async def modify_resource(
@@ -99,13 +80,15 @@ def create_router(
         problems = change_problems(item, resource.parameters, changed)
         if problems:
             raise invalid("Invalid change", problems)
-        return await _file_modify(resource, changed, caller, rotate=body.rotate_credentials)
+        return await _file(
+            resource, "modify", changed, caller, rotate_credentials=body.rotate_credentials
+        )
 
     @router.post("/{resource_id}/remediate", status_code=202)
     async def remediate_resource(resource_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
         """Files a modify request that puts the resource back as the platform left it."""
         resource = await _active(resource_id, caller)
-        return await _file_modify(resource, resource.parameters, caller, rotate=False)
+        return await _file(resource, "modify", resource.parameters, caller)
 
     @router.post("/{resource_id}/verify", status_code=202)
     async def verify_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
@@ -136,9 +119,15 @@ def create_router(
             raise ProblemError(409, "Resource is not active", "Only an active resource changes.")
         return resource
 
-    async def _file_modify(
-        resource: Resource, parameters: dict[str, Any], caller: Caller, *, rotate: bool
+    async def _file(
+        resource: Resource,
+        operation: str,
+        parameters: dict[str, Any],
+        caller: Caller,
+        *,
+        rotate_credentials: bool = False,
     ) -> JSONResponse:
+        """A modify or deprovision of the resource, through the same pipeline as a request."""
         try:
             async with runtime.transaction() as session:
                 request = await submit(
@@ -147,12 +136,14 @@ def create_router(
                     requester_of(caller),
                     resource.catalog_item,
                     parameters,
-                    operation="modify",
+                    operation=operation,
                     resource_id=resource.id,
-                    rotate_credentials=rotate,
+                    rotate_credentials=rotate_credentials,
                 )
         except ResourceNotActive as error:
-            raise ProblemError(409, "Resource is not active") from error
+            raise ProblemError(
+                409, "Resource is not active", f"Only an active resource can take a {operation}."
+            ) from error
         return accepted(request)
 
     @router.post("/{resource_id}/extend")
