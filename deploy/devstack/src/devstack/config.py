@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,20 @@ class StackConfig:
 
     @classmethod
     def for_tests(cls, repo: Path) -> StackConfig:
+        # TEST_STACK_SLOT=<n> gives a second checkout's (or a second developer's) test run a
+        # stack of its own: its own directory and every port moved by n * 1000.
+        slot = int(os.environ.get("TEST_STACK_SLOT", "0"))
+        shift = 1000 * slot
         return cls(
             repo=repo,
-            root=repo / ".local" / "test",
-            pg_port=55433,
-            kafka_port=19092,
-            kafka_controller_port=19093,
-            service_ports=_ports_from(18000),
-            ldap_port=13389,
-            cloud_port=14566,
-            receiver_port=18090,
+            root=repo / ".local" / ("test" if slot == 0 else f"test-{slot}"),
+            pg_port=55433 + slot,
+            kafka_port=19092 + shift,
+            kafka_controller_port=19093 + shift,
+            service_ports=_ports_from(18000 + shift),
+            ldap_port=13389 + shift,
+            cloud_port=14566 + shift,
+            receiver_port=18090 + shift,
             pg_fsync=False,
             seed_file="tests/seed/organisation.json",
             inject_faults=True,
