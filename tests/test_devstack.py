@@ -22,7 +22,7 @@ from events.topics import ALL_TOPICS
 
 REPO = Path("/srv/repo")
 DEFAULT = StackConfig.default(REPO)
-TESTS = StackConfig.for_tests(REPO)
+TESTS = StackConfig.for_tests(REPO, slot=0)
 
 
 def ports(config: StackConfig) -> list[int]:
@@ -37,8 +37,10 @@ def ports(config: StackConfig) -> list[int]:
 
 
 def test_ports_are_unique_within_and_across_profiles() -> None:
-    every = ports(DEFAULT) + ports(TESTS)
+    slots = [StackConfig.for_tests(REPO, slot=n) for n in range(1, 7)]
+    every = ports(DEFAULT) + ports(TESTS) + [port for slot in slots for port in ports(slot)]
     assert len(every) == len(set(every))
+    assert len({slot.root for slot in slots} | {TESTS.root}) == 7
 
 
 def test_profiles_share_the_jars_but_not_the_state() -> None:

@@ -46,6 +46,17 @@ class StackConfig:
     # Chaos testing: the test stack lets a request ask for a failure at any step.
     inject_faults: bool = False
     lease_sweep_interval_s: float = 30.0
+    # The request-api's approval clock, and a cap on every approval wait (escalation, denial).
+    approval_sweep_interval_s: float = 10.0
+    approval_time_cap_s: float | None = None
+    # The request-api's webhook deliveries: how often, and the retries' backoff and count.
+    # Subscribers of a local stack live on this machine (private addresses are refused
+    # in production).
+    webhook_delivery_interval_s: float = 1.0
+    webhook_backoff_base_s: float = 5.0
+    webhook_backoff_cap_s: float = 3600.0
+    webhook_max_attempts: int = 12
+    webhook_timeout_s: float = 5.0
     # The deployer's upkeep: drift checks, and deletion after the catalog's retention.
     drift_check_interval_s: float = 300.0
     upkeep_interval_s: float = 10.0
@@ -70,10 +81,11 @@ class StackConfig:
         )
 
     @classmethod
-    def for_tests(cls, repo: Path) -> StackConfig:
+    def for_tests(cls, repo: Path, slot: int | None = None) -> StackConfig:
         # TEST_STACK_SLOT=<n> gives a second checkout's (or a second developer's) test run a
         # stack of its own: its own directory and every port moved by n * 1000.
-        slot = int(os.environ.get("TEST_STACK_SLOT", "0"))
+        if slot is None:
+            slot = int(os.environ.get("TEST_STACK_SLOT", "0"))
         shift = 1000 * slot
         return cls(
             repo=repo,
@@ -89,6 +101,14 @@ class StackConfig:
             seed_file="tests/seed/organisation.json",
             inject_faults=True,
             lease_sweep_interval_s=1.0,  # the tests' leases last seconds
+            approval_sweep_interval_s=0.5,
+            approval_time_cap_s=6.0,  # days of escalation and auto-denial, watched in seconds
+            # Retries over about 8-17 s, so that an outage and a `failed` are both testable.
+            webhook_delivery_interval_s=0.2,
+            webhook_backoff_base_s=0.2,
+            webhook_backoff_cap_s=2.0,
+            webhook_max_attempts=12,
+            webhook_timeout_s=2.0,
             drift_check_interval_s=2.0,
             upkeep_interval_s=1.0,
             retention_cap_s=3.0,  # an account's 30-day retention, watched in seconds

@@ -14,7 +14,16 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.config import StackConfig
-from devstack.proc import StackError, is_alive, live_pid, log_tail, run_async, spawn, stop_pid_files
+from devstack.proc import (
+    StackError,
+    is_alive,
+    live_pid,
+    log_tail,
+    read_pid,
+    run_async,
+    spawn,
+    stop_pid_files,
+)
 
 # A fixed id is fine for a local node: a base64url UUID of 22 characters not starting with "-".
 CLUSTER_ID = "Do7gaLSGXNWspUdUGp4OTQ"
@@ -126,7 +135,9 @@ def stop(config: StackConfig) -> None:
 
 def wait_ready(config: StackConfig, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
-    pid = running_pid(config)
+    # The pid file, not `running_pid`: the java launcher may re-exec itself just after the
+    # spawn, and while it does its command line reads empty.
+    pid = running_pid(config) or read_pid(config.pid_file("kafka"))
     while True:
         if pid is None or not is_alive(pid):
             raise StackError(_failure(config, "Kafka exited during start-up"))
