@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,12 +17,30 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+PROBLEM_TYPE_PREFIX = "urn:provisioning:problem:"
+
+
 class ProblemError(Exception):
     """Raise from a route to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = headers
+
+
+def problem_type(title: str) -> str:
+    """A stable URI naming the kind of problem, made from its title (titles are constants:
+    the variable part of a problem goes in `detail`)."""
+    return PROBLEM_TYPE_PREFIX + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
 def problem(
@@ -31,7 +50,7 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body: dict[str, Any] = {"type": problem_type(title), "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
@@ -55,7 +74,7 @@ def _describe(error: dict[str, Any]) -> dict[str, str]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
-        return problem(error.status, error.title, error.detail, **error.extra)
+        return problem(error.status, error.title, error.detail, error.headers, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:

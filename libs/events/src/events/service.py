@@ -16,15 +16,17 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from events import tracing
+from events import tenancy, tracing
 from events.consumer import Consumer
 from events.envelope import Envelope, Event
 from events.errors import describe
 from events.http import BodySizeLimit, install_problem_handlers
 from events.metrics import RuntimeMetrics
+from events.openapi import document_problems
 from events.outbox import OutboxRelay, stage
 from events.router import Router
 from events.settings import ServiceSettings
@@ -38,6 +40,11 @@ SCHEMA_LOCK = 0x5C4E_3A11
 Prepare = Callable[[AsyncSession], Awaitable[None]]
 
 
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -49,6 +56,7 @@ class ServiceRuntime:
     ) -> None:
         self.settings = settings
         self.service = settings.service_name
+        self.tenant_role = tenancy.tenant_role(self.service)
         configure_logging(self.service)
         self.engine = create_async_engine(
             settings.database_url,
@@ -152,6 +160,14 @@ class ServiceRuntime:
             yield session
         self.relay.wake()
 
+    @contextlib.asynccontextmanager
+    async def tenant_transaction(self, tenant: str) -> AsyncIterator[AsyncSession]:
+        """A unit of work for an API route acting for `tenant`: row-level security hides and
+        refuses every other tenant's rows (see `events.tenancy`)."""
+        async with self.transaction() as session:
+            await tenancy.enter_tenant(session, self.tenant_role, tenant)
+            yield session
+
     def publish(self, session: AsyncSession, event: Event) -> Envelope:
         """Stage `event` in the outbox of the caller's transaction."""
         return stage(session, event, source=self.service)
@@ -169,6 +185,7 @@ class ServiceRuntime:
                     await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
                     for metadata in self._metadata:
                         await connection.run_sync(metadata.create_all)
+                    await tenancy.install_row_security(connection, self._metadata, self.tenant_role)
                 return
             except Exception as error:
                 if loop.time() > give_up_at:
@@ -203,7 +220,11 @@ class ServiceRuntime:
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/readyz")
+        @router.get(
+            "/readyz",
+            response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "Not ready: see `checks`"}},
+        )
         async def readyz() -> JSONResponse:
             checks = await self.check_ready()
             ready = all(value == "ok" for value in checks.values())
@@ -211,7 +232,16 @@ class ServiceRuntime:
                 {"ready": ready, "checks": checks}, status_code=200 if ready else 503
             )
 
-        @router.get("/metrics")
+        @router.get(
+            "/metrics",
+            response_class=Response,
+            responses={
+                200: {
+                    "description": "Prometheus text exposition format",
+                    "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+                }
+            },
+        )
         async def metrics() -> Response:
             return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -224,6 +254,7 @@ def create_service_app(
     title: str,
     routers: Sequence[APIRouter] = (),
     prepare: Prepare | None = None,
+    own_error_format: Sequence[str] = (),
 ) -> FastAPI:
     """A FastAPI app with the shared conventions: problem details, body cap, ops routes."""
 
@@ -239,6 +270,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.state.runtime = runtime
+    document_problems(app, own_error_format)
     return app
 
 

@@ -1,27 +1,30 @@
 """Routes of the auditor: a request's history, and a check of the whole chain."""
 
-from __future__ import annotations
-
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
 from apikeys import Caller
 from auditor import chain, repository
 from events import ServiceRuntime
+from events.http import ProblemError
 
 
 def create_router(
     runtime: ServiceRuntime, authenticate: Callable[[Request], Awaitable[Caller]]
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1/audit", dependencies=[Depends(authenticate)])
+    router = APIRouter(prefix="/v1/audit")
+    CallerDep = Annotated[Caller, Depends(authenticate)]
 
     @router.get("/requests/{request_id}")
-    async def request_history(request_id: uuid.UUID) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
+    async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
+        """A request of another tenant has no history here: row-level security hides it."""
+        async with runtime.tenant_transaction(caller.tenant) as session:
             records = await repository.records_of_request(session, str(request_id))
+        if not records:
+            raise ProblemError(404, "No audit records for this request")
         return {
             "request_id": str(request_id),
             "events": [
@@ -41,7 +44,11 @@ def create_router(
         }
 
     @router.get("/verify")
-    async def verify_chain() -> dict[str, Any]:
+    async def verify_chain(caller: CallerDep) -> dict[str, Any]:
+        """The whole chain, every tenant's records: it answers only whether and where it
+        breaks, and only to an admin or an auditor."""
+        if not {"admin", "auditor"} & set(caller.roles):
+            raise ProblemError(403, "Only an admin or an auditor may verify the chain")
         async with runtime.session_factory() as session:
             records = [record async for record in repository.chain(session)]
         verdict = chain.verify(records)

@@ -15,11 +15,16 @@ router = Router()
 @router.on_every_envelope(*EVENT_TOPICS)
 async def record_event(envelope: Envelope, ctx: HandlerContext[None]) -> None:
     span_context = trace.get_current_span().get_span_context()
+    stated = envelope.data.get("tenant")
+    tenant = await repository.tenant_of(
+        ctx.session, envelope.subject, stated if isinstance(stated, str) else None
+    )
     record = AuditRecord(
         event_id=envelope.id,
         event_type=envelope.type,
         source=envelope.source,
         subject=envelope.subject,
+        tenant=tenant,
         occurred_at=envelope.time,
         trace_id=f"{span_context.trace_id:032x}" if span_context.is_valid else None,
         envelope=envelope.model_dump(mode="json"),

@@ -23,6 +23,9 @@ class AuditRecord(Base):
     event_type: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(200))
     subject: Mapped[str] = mapped_column(String(200), index=True)
+    # Whose request it is (from the event, else from the request's earlier records): a
+    # tenant's callers read only their own, through row-level security. Unknown: nobody's.
+    tenant: Mapped[str | None] = mapped_column(String(100))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

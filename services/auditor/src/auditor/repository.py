@@ -13,6 +13,7 @@ from auditor.models import AuditRecord
 
 CHAIN_LOCK = 0x0A0D_17C4
 _TAIL = "audit_chain_tail"
+_TENANTS = "audit_tenants"
 
 
 def content_of(record: AuditRecord) -> dict[str, Any]:
@@ -46,6 +47,23 @@ def append(session: AsyncSession, record: AuditRecord) -> None:
     the order they were appended (which is the order of their sequence numbers)."""
     session.add(record)
     session.info[_TAIL] = record.hash
+
+
+async def tenant_of(session: AsyncSession, subject: str, stated: str | None) -> str | None:
+    """The tenant an event states, else the one its request's earlier records had (an event
+    such as `allocation.failed` does not repeat it). Remembered for the batch, whose records
+    are not inserted yet."""
+    known: dict[str, str | None] = session.info.setdefault(_TENANTS, {})
+    if stated is None and subject not in known:
+        with session.no_autoflush:
+            known[subject] = await session.scalar(
+                select(AuditRecord.tenant)
+                .where(AuditRecord.subject == subject, AuditRecord.tenant.is_not(None))
+                .limit(1)
+            )
+    elif stated is not None:
+        known[subject] = stated
+    return known.get(subject)
 
 
 async def records_of_request(session: AsyncSession, subject: str) -> list[AuditRecord]:

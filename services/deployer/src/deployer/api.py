@@ -1,9 +1,8 @@
 """Routes of the deployer: the one-time reveal of a resource's credentials."""
 
-from __future__ import annotations
-
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
@@ -19,11 +18,14 @@ def create_router(
     cipher: CredentialCipher,
     authenticate: Callable[[Request], Awaitable[Caller]],
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    router = APIRouter(prefix="/v1")
 
     @router.get("/credentials/{resource_id}")
-    async def reveal_credentials(resource_id: uuid.UUID) -> dict[str, str]:
-        async with runtime.transaction() as session:
+    async def reveal_credentials(
+        resource_id: uuid.UUID, caller: Annotated[Caller, Depends(authenticate)]
+    ) -> dict[str, str]:
+        """Another tenant's resource is not found: the row-level security hides it."""
+        async with runtime.tenant_transaction(caller.tenant) as session:
             sealed = await repository.take_for_reveal(session, resource_id)
             if sealed is None:
                 if await repository.credential_exists(session, resource_id):

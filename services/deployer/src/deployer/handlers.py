@@ -115,7 +115,9 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
     await _verify_or_retry(driver, placement, event.configuration, secret)
     resource_id = leftover.resource_id
     if secret is not None:
-        await _keep_secret(ctx, resource_id, event.request_id, deployed.username, secret)
+        await _keep_secret(
+            ctx, resource_id, event.request_id, deployed.username, secret, tenant=leftover.tenant
+        )
     state.state, state.resource_id = "deployed", resource_id
     state.leftover = leftover.model_dump(mode="json")
     await repository.manage(
@@ -163,7 +165,14 @@ async def _modify(event: ResourceConfigured, ctx: Context) -> None:
     deployed = await driver.apply(placement, event.configuration, secret)
     await _verify_or_retry(driver, placement, event.configuration, secret)
     if secret is not None:
-        await _keep_secret(ctx, resource.resource_id, event.request_id, deployed.username, secret)
+        await _keep_secret(
+            ctx,
+            resource.resource_id,
+            event.request_id,
+            deployed.username,
+            secret,
+            tenant=resource.tenant,
+        )
     resource.configuration = event.configuration
     if resource.drift:
         resource.drift = []
@@ -357,7 +366,13 @@ def _new_secret() -> str:
 
 
 async def _keep_secret(
-    ctx: Context, resource_id: uuid.UUID, request_id: uuid.UUID, username: str | None, secret: str
+    ctx: Context,
+    resource_id: uuid.UUID,
+    request_id: uuid.UUID,
+    username: str | None,
+    secret: str,
+    *,
+    tenant: str,
 ) -> None:
     """Encrypted at rest under a key outside the database; revealed once to the requester."""
     nonce, ciphertext = ctx.deps.cipher.encrypt(resource_id, secret)
@@ -365,6 +380,7 @@ async def _keep_secret(
         ctx.session,
         resource_id=resource_id,
         request_id=request_id,
+        tenant=tenant,
         username=username or "",
         nonce=nonce,
         ciphertext=ciphertext,

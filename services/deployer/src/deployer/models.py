@@ -72,6 +72,8 @@ class Credential(Base):
     resource_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     # The request that generated the current secret (a provision or a rotation).
     request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    # Whose it is: the reveal runs inside the caller's tenant (row-level security).
+    tenant: Mapped[str] = mapped_column(String(100))
     username: Mapped[str] = mapped_column(String(100))
     nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -26,6 +26,7 @@ async def save_credential(
     *,
     resource_id: uuid.UUID,
     request_id: uuid.UUID,
+    tenant: str,
     username: str,
     nonce: bytes,
     ciphertext: bytes,
@@ -34,7 +35,7 @@ async def save_credential(
     values = {"username": username, "nonce": nonce, "ciphertext": ciphertext}
     await session.execute(
         insert(Credential)
-        .values(resource_id=resource_id, request_id=request_id, **values)
+        .values(resource_id=resource_id, request_id=request_id, tenant=tenant, **values)
         .on_conflict_do_update(
             index_elements=[Credential.resource_id],
             set_={

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from events.contracts.common import RequestFacts
 from events.envelope import Event
@@ -46,19 +47,60 @@ class LeaseExtended(Event):
 
 
 class RequestApproved(Event, RequestFacts):
+    """The last approval stage approved: this decision is the one that settled it."""
+
     type = "request.approved"
     topic = TOPIC
 
     approver: str
     justification: str
+    # The stage this decision settled (absent before multi-stage approvals).
+    stage: str | None = None
 
 
 class RequestDenied(Event):
+    """A stage was denied, by an approver or, undecided for too long, by the approval clock."""
+
     type = "request.denied"
     topic = TOPIC
 
     approver: str
     justification: str
+    stage: str | None = None
+
+
+class ApprovalDecisionRecorded(Event):
+    """One approver's decision on a stage that did not settle the request by itself (a vote
+    towards a quorum, or a stage approved with more stages to come). The decision that settles
+    the request is `RequestApproved` or `RequestDenied`, which carry the same who and why."""
+
+    type = "approval.decision_recorded"
+    topic = TOPIC
+
+    approval_id: uuid.UUID
+    stage: str
+    approver: str
+    decision: Literal["approve", "deny"]
+    justification: str
+    # Decided as the stage's fallback approver, after it escalated.
+    as_fallback: bool = False
+    # The stage's state after this decision: still `pending`, or `approved`.
+    stage_status: str
+    at: datetime
+
+
+class ApprovalEscalated(Event):
+    """A stage stayed undecided too long: its fallback approvers may now decide it."""
+
+    type = "approval.escalated"
+    topic = TOPIC
+
+    approval_id: uuid.UUID
+    stage: str
+    fallback_roles: list[str] = []
+    fallback_people: list[str] = []
+    deny_at: datetime | None = None
+    at: datetime
 
 
 class CompensationRetryRequested(Event):
