@@ -1,24 +1,26 @@
-"""Storage of API keys. The plaintext is shown once, at creation; only its SHA-256 is kept.
-
-A 256-bit random secret needs no slow hash: it cannot be guessed, only stolen, and a stolen
-hash does not give the key back.
-"""
+"""Storage of API keys, and every query on them. The plaintext is shown once, at creation or
+rotation; only its SHA-256 is kept. Queries that act for an admin name the admin's tenant, so
+another tenant's key is simply not found. Nothing here commits: the caller owns the
+transaction."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import DateTime, MetaData, String, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-KEY_PREFIX = "prov_"
+from apikeys.roles import unknown_roles
+from apikeys.secret import digest, hint, is_well_formed, new_secret
+
 SCHEMA_LOCK = 0x0A91_CE75
+
+KeyStatus = Literal["active", "expired", "revoked"]
 
 
 class Base(DeclarativeBase):
@@ -27,27 +29,71 @@ class Base(DeclarativeBase):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    # created_at comes back with the INSERT: no lazy load after a flush.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # The principal: who acts with this key (a person or a system).
     name: Mapped[str] = mapped_column(String(200))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Enough of the key to tell it apart in a list, never enough to use it.
+    hint: Mapped[str] = mapped_column(String(20), default="")
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(50)))
     # Whose resources the key's holder acts on, and what they may do there.
-    tenant: Mapped[str] = mapped_column(String(100), default="default")
+    tenant: Mapped[str] = mapped_column(String(100), default="default", index=True)
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
+    # Its own rate limit ("5/second"), else the service's default.
+    rate_limit: Mapped[str | None] = mapped_column(String(50))
+    created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    def status_at(self, now: datetime) -> KeyStatus:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
         await connection.run_sync(Base.metadata.create_all)
+
+
+async def issue_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    scopes: list[str],
+    tenant: str = "default",
+    roles: list[str] | None = None,
+    expires_at: datetime | None = None,
+    rate_limit: str | None = None,
+    created_by: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Store a new key; return it and its plaintext, which is never stored nor shown again."""
+    roles = roles if roles is not None else ["requester"]
+    if unknown := unknown_roles(roles):
+        raise ValueError(f"unknown roles: {', '.join(unknown)}")
+    secret = new_secret()
+    key = ApiKey(
+        name=name,
+        secret_hash=digest(secret),
+        hint=hint(secret),
+        scopes=scopes,
+        tenant=tenant,
+        roles=roles,
+        expires_at=expires_at,
+        rate_limit=rate_limit,
+        created_by=created_by,
+    )
+    session.add(key)
+    await session.flush()
+    return key, secret
 
 
 async def create_key(
@@ -58,29 +104,53 @@ async def create_key(
     tenant: str = "default",
     roles: list[str] | None = None,
 ) -> str:
-    """Store a new key and return its plaintext, which is never stored nor shown again."""
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiKey(
-            name=name,
-            secret_hash=_hash(secret),
-            scopes=scopes,
-            tenant=tenant,
-            roles=roles if roles is not None else ["requester"],
-        )
-    )
-    await session.flush()
+    """A new key's plaintext (for bootstraps and tests, which need nothing else)."""
+    _, secret = await issue_key(session, name=name, scopes=scopes, tenant=tenant, roles=roles)
     return secret
 
 
 async def verify_key(session: AsyncSession, presented: str) -> ApiKey | None:
-    if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
+    """The active key `presented` is, or None. A malformed key costs no query."""
+    if not is_well_formed(presented):
         return None
-    digest = _hash(presented)
-    key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == digest))
-    if key is None or not hmac.compare_digest(key.secret_hash, digest):
+    presented_hash = digest(presented)
+    key = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == presented_hash))
+    if key is None or not hmac.compare_digest(key.secret_hash, presented_hash):
         return None
-    now = datetime.now(UTC)
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        return None
-    return key
+    return key if key.status_at(datetime.now(UTC)) == "active" else None
+
+
+async def list_keys(session: AsyncSession, *, tenant: str, limit: int = 500) -> list[ApiKey]:
+    query = (
+        select(ApiKey)
+        .where(ApiKey.tenant == tenant)
+        .order_by(ApiKey.created_at, ApiKey.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def get_key(
+    session: AsyncSession, key_id: uuid.UUID, *, tenant: str, for_update: bool = False
+) -> ApiKey | None:
+    """`for_update` holds the row, so a rotation and a revocation of one key do not cross."""
+    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant == tenant)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def rotate_key(session: AsyncSession, key: ApiKey) -> str:
+    """A new secret for `key`; the old one stops verifying as soon as this commits."""
+    secret = new_secret()
+    key.secret_hash = digest(secret)
+    key.hint = hint(secret)
+    key.rotated_at = datetime.now(UTC)
+    await session.flush()
+    return secret
+
+
+async def revoke_key(session: AsyncSession, key: ApiKey) -> None:
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        await session.flush()
