@@ -68,3 +68,16 @@ def test_units_and_request_facts_fill_nested_templates():
         "groups": ["staff", "tenant-engineering", "role-engineer"],
         "tags": {"owner": "alice", "count": 3},
     }
+
+
+def test_a_list_value_in_a_list_template_joins_it():
+    item = CatalogItem(
+        name="widget",
+        title="Widget",
+        description="",
+        parameters_schema={},
+        defaults={"groups": []},
+        configuration={"driver": "example", "template": {"groups": ["staff", "{groups}"]}},
+    )
+    assert rules.render(item, {})[1] == {"groups": ["staff"]}
+    assert rules.render(item, {"groups": ["a", "b"]})[1] == {"groups": ["staff", "a", "b"]}

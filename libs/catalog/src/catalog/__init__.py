@@ -1,5 +1,13 @@
 """The catalog: what can be requested, declared as data under `items/`."""
 
+from catalog.approvals import ApprovalStage, Approvers
 from catalog.loader import Catalog, CatalogItem, ParameterProblem, load_catalog
 
-__all__ = ["Catalog", "CatalogItem", "ParameterProblem", "load_catalog"]
+__all__ = [
+    "ApprovalStage",
+    "Approvers",
+    "Catalog",
+    "CatalogItem",
+    "ParameterProblem",
+    "load_catalog",
+]

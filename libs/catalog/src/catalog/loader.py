@@ -11,6 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from catalog.approvals import DEFAULT_STAGES, ApprovalStage, parse_stages
+
 
 @dataclass(frozen=True)
 class ParameterProblem:
@@ -36,8 +38,10 @@ class CatalogItem:
     monthly_cost: float = 0.0
     # {"default_days": int | None, "max_days": int | None}
     lease: dict[str, Any] = field(default_factory=dict)
-    # {"when": [{"parameter": ..., "above": ..., "reason": ...}]}
+    # {"when": [{"parameter": ..., "above": ..., "reason": ...}], "stages": [...]}
     approval: dict[str, Any] = field(default_factory=dict)
+    # Who decides a request that needs approval, stage by stage (from `approval.stages`).
+    approval_stages: tuple[ApprovalStage, ...] = DEFAULT_STAGES
     # {"driver": ..., "template": {...}}: what the configurator renders for the deployer
     configuration: dict[str, Any] = field(default_factory=dict)
     # How long a deprovisioned resource is kept disabled before it is deleted (0: at once).
@@ -123,6 +127,7 @@ def load_catalog() -> Catalog:
             monthly_cost=float(data.get("cost", {}).get("monthly", 0.0)),
             lease=data.get("lease", {}),
             approval=data.get("approval", {}),
+            approval_stages=parse_stages(data.get("approval", {})),
             configuration=data.get("configuration", {}),
             retention_days=float(data.get("deprovision", {}).get("retention_days", 0)),
         )

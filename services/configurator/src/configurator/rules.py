@@ -43,7 +43,16 @@ def _fill(template: Any, values: dict[str, Any]) -> Any:
             return values[template[1:-1]]
         return template.format_map(values)
     if isinstance(template, list):
-        return [_fill(part, values) for part in template]
+        filled: list[Any] = []
+        for part in template:
+            value = _fill(part, values)
+            # A "{name}" element holding a list (a person's further groups) joins the list's
+            # own elements rather than nesting inside it.
+            if isinstance(part, str) and isinstance(value, list):
+                filled.extend(value)
+            else:
+                filled.append(value)
+        return filled
     if isinstance(template, dict):
         return {key: _fill(part, values) for key, part in template.items()}
     return template
