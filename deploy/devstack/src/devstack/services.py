@@ -71,6 +71,15 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["SEED_FILE"] = str(config.repo / config.seed_file)
     if name == "request-api":
         env["LEASE_SWEEP_INTERVAL_S"] = str(config.lease_sweep_interval_s)
+        env["APPROVAL_SWEEP_INTERVAL_S"] = str(config.approval_sweep_interval_s)
+        env["WEBHOOK_DELIVERY_INTERVAL_S"] = str(config.webhook_delivery_interval_s)
+        env["WEBHOOK_BACKOFF_BASE_S"] = str(config.webhook_backoff_base_s)
+        env["WEBHOOK_BACKOFF_CAP_S"] = str(config.webhook_backoff_cap_s)
+        env["WEBHOOK_MAX_ATTEMPTS"] = str(config.webhook_max_attempts)
+        env["WEBHOOK_TIMEOUT_S"] = str(config.webhook_timeout_s)
+        env["WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
+        if config.approval_time_cap_s is not None:
+            env["APPROVAL_TIME_CAP_S"] = str(config.approval_time_cap_s)
     if config.inject_faults and name in FAULT_POINTS:
         env["INJECT_FAULTS"] = json.dumps(FAULT_POINTS[name])
     if name == "deployer":

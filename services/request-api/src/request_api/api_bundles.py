@@ -2,7 +2,7 @@
 laptop), each followed as a request of its own, with a rolled-up status."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,7 +24,8 @@ from request_api.api_common import (
     requester_of,
 )
 from request_api.models import Bundle
-from request_api.submissions import submit
+from request_api.submissions import Requester, submit
+from request_api.tenancy import tenant_transaction
 
 
 class NewBundle(BaseModel):
@@ -54,32 +55,15 @@ def create_router(
         ]
         if errors:
             raise invalid("Invalid bundle", errors)
-        now = datetime.now(UTC)
-        async with runtime.transaction() as session:
-            bundle = await repository.add_bundle(
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            bundle = await file_bundle(
+                runtime,
                 session,
-                tenant=caller.tenant,
-                requester=caller.name,
+                catalog,
+                requester_of(caller),
+                body.items,
                 all_or_nothing=body.all_or_nothing,
             )
-            for wanted in body.items:
-                item = catalog.get(wanted.catalog_item)
-                assert item is not None
-                try:
-                    expires_at = leases.initial_expiry(item, wanted.expires_at, now=now)
-                except leases.LeaseProblem as problem:
-                    raise invalid_lease(problem) from problem
-                await submit(
-                    runtime,
-                    session,
-                    requester_of(caller),
-                    item.name,
-                    wanted.parameters,
-                    operation="provision",
-                    resource_id=uuid.uuid4(),
-                    expires_at=expires_at,
-                    bundle_id=bundle.id,
-                )
             answer = await _bundle_view(session, bundle)
         return JSONResponse(
             answer, status_code=202, headers={"Location": f"/v1/bundles/{bundle.id}"}
@@ -87,13 +71,49 @@ def create_router(
 
     @router.get("/{bundle_id}")
     async def get_bundle(bundle_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             bundle = await repository.get_bundle(session, bundle_id, tenant=caller.tenant)
             if bundle is None:
                 raise ProblemError(404, "Bundle not found")
             return await _bundle_view(session, bundle)
 
     return router
+
+
+async def file_bundle(
+    runtime: ServiceRuntime,
+    session: AsyncSession,
+    catalog: Catalog,
+    requester: Requester,
+    items: Sequence[NewRequest],
+    *,
+    all_or_nothing: bool,
+) -> Bundle:
+    """Record the bundle and file each item as a request of its own, in the caller's
+    transaction. The items were checked against the catalog (`item_problems`) beforehand."""
+    now = datetime.now(UTC)
+    bundle = await repository.add_bundle(
+        session, tenant=requester.tenant, requester=requester.name, all_or_nothing=all_or_nothing
+    )
+    for wanted in items:
+        item = catalog.get(wanted.catalog_item)
+        assert item is not None
+        try:
+            expires_at = leases.initial_expiry(item, wanted.expires_at, now=now)
+        except leases.LeaseProblem as problem:
+            raise invalid_lease(problem) from problem
+        await submit(
+            runtime,
+            session,
+            requester,
+            item.name,
+            wanted.parameters,
+            operation="provision",
+            resource_id=uuid.uuid4(),
+            expires_at=expires_at,
+            bundle_id=bundle.id,
+        )
+    return bundle
 
 
 async def _bundle_view(session: AsyncSession, bundle: Bundle) -> dict[str, Any]:

@@ -33,9 +33,15 @@ class ResourceChange(BaseModel):
 
 
 class Decision(BaseModel):
+    """Why the approver decides so: it goes to the audit with their name."""
+
     model_config = ConfigDict(extra="forbid")
 
-    justification: str = Field(min_length=3, max_length=2000)
+    # Control characters (other than line breaks and tabs) have no place in an audit record,
+    # and PostgreSQL cannot store NUL at all.
+    justification: str = Field(
+        min_length=3, max_length=2000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )
 
 
 class LeaseExtension(BaseModel):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
 from events import ServiceRuntime
@@ -13,7 +14,8 @@ from events.http import ProblemError
 from request_api import repository
 from request_api.api_common import requester_of
 from request_api.models import Resource
-from request_api.submissions import ResourceNotActive, submit
+from request_api.submissions import Requester, ResourceNotActive, submit
+from request_api.tenancy import tenant_transaction
 
 PersonName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9._-]{1,63}$")]
 
@@ -29,7 +31,7 @@ def create_router(
 
     @router.get("/{person}/resources")
     async def resources_of_person(person: PersonName, caller: CallerDep) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             owned = await repository.resources_of_owner(session, person, tenant=caller.tenant)
         return {
             "person": person,
@@ -42,34 +44,41 @@ def create_router(
     async def offboard(person: PersonName, caller: CallerDep) -> JSONResponse:
         if "admin" not in caller.roles:
             raise ProblemError(403, "Only an admin may offboard a person")
-        filed: list[dict[str, str]] = []
-        async with runtime.transaction() as session:
-            owned = await repository.resources_of_owner(session, person, tenant=caller.tenant)
-            active = [r for r in owned if r.state == "active"]
-            active.sort(key=lambda r: r.catalog_item not in FIRST)
-            not_filed = [
-                _entry(r, reason="already being removed") for r in owned if r.state == "retiring"
-            ]
-            for resource in active:
-                try:
-                    request = await submit(
-                        runtime,
-                        session,
-                        requester_of(caller),
-                        resource.catalog_item,
-                        resource.parameters,
-                        operation="deprovision",
-                        resource_id=resource.id,
-                    )
-                except ResourceNotActive:
-                    not_filed.append(_entry(resource, reason="no longer active"))
-                    continue
-                filed.append({**_entry(resource), "request_id": str(request.id)})
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            filed, not_filed = await offboard_person(runtime, session, requester_of(caller), person)
         return JSONResponse(
             {"person": person, "filed": filed, "not_filed": not_filed}, status_code=202
         )
 
     return router
+
+
+async def offboard_person(
+    runtime: ServiceRuntime, session: AsyncSession, requester: Requester, person: str
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """File a deprovision for every active resource `person` owns in the requester's tenant,
+    in the caller's transaction: what was filed (with its request id), and what was not."""
+    filed: list[dict[str, str]] = []
+    owned = await repository.resources_of_owner(session, person, tenant=requester.tenant)
+    active = [r for r in owned if r.state == "active"]
+    active.sort(key=lambda r: r.catalog_item not in FIRST)
+    not_filed = [_entry(r, reason="already being removed") for r in owned if r.state == "retiring"]
+    for resource in active:
+        try:
+            request = await submit(
+                runtime,
+                session,
+                requester,
+                resource.catalog_item,
+                resource.parameters,
+                operation="deprovision",
+                resource_id=resource.id,
+            )
+        except ResourceNotActive:
+            not_filed.append(_entry(resource, reason="no longer active"))
+            continue
+        filed.append({**_entry(resource), "request_id": str(request.id)})
+    return filed, not_filed
 
 
 def _entry(resource: Resource, reason: str | None = None) -> dict[str, str]:

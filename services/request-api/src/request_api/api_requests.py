@@ -3,22 +3,18 @@
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, NoReturn
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
 from catalog import Catalog
-from events import Event, ServiceRuntime
-from events.contracts.requests import (
-    CancellationRequested,
-    CompensationRetryRequested,
-    RequestApproved,
-    RequestDenied,
-)
+from events import ServiceRuntime
+from events.contracts.requests import CancellationRequested, CompensationRetryRequested
 from events.http import ProblemError
 from request_api import leases, planning, repository
 from request_api.api_common import (
@@ -30,7 +26,14 @@ from request_api.api_common import (
     item_problems,
     requester_of,
 )
+from request_api.approvals import repository as approval_stages
+from request_api.approvals import workflow as approval_workflow
+from request_api.models import ProvisioningRequest
 from request_api.submissions import submit
+from request_api.tenancy import tenant_transaction
+from request_api.versions import etag, require_match
+
+IfMatch = Annotated[str | None, Header(description="The ETag last read: changes only that version")]
 
 
 def create_router(
@@ -71,7 +74,7 @@ def create_router(
             expires_at = leases.initial_expiry(item, body.expires_at, now=datetime.now(UTC))
         except leases.LeaseProblem as problem:
             raise invalid_lease(problem) from problem
-        async with runtime.transaction() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             request = await submit(
                 runtime,
                 session,
@@ -85,17 +88,28 @@ def create_router(
         return accepted(request)
 
     @router.get("/requests/{request_id}")
-    async def get_request(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
+    async def get_request(
+        request_id: uuid.UUID, caller: CallerDep, response: Response
+    ) -> dict[str, Any]:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             request = await repository.get_request(session, request_id, tenant=caller.tenant)
         if request is None:
             raise ProblemError(404, "Request not found")
+        response.headers["ETag"] = etag(request.version)
         return request.public()
 
     @router.post("/requests/{request_id}/cancel", status_code=202)
-    async def cancel_request(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+    async def cancel_request(
+        request_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
+    ) -> JSONResponse:
         """Stops the request; once anything was allocated or deployed, it is undone first."""
-        async with runtime.transaction() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            version = await repository.locked_version(
+                session, ProvisioningRequest, request_id, tenant=caller.tenant
+            )
+            if version is None:
+                raise ProblemError(404, "Request not found")
+            require_match(if_match, version)
             request = await repository.request_cancel(session, request_id, tenant=caller.tenant)
             if request is None:
                 await _refuse(
@@ -109,14 +123,21 @@ def create_router(
                 session,
                 CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
             )
-        return JSONResponse(request.public(), status_code=202)
+            if request.status == "awaiting_approval":
+                # Nothing was held yet and no step will hear of it again: it ends here.
+                await approval_workflow.withdraw(session, request_id, tenant=caller.tenant)
+                await repository.move_request(session, request_id, "cancelled")
+                await session.refresh(request)
+        return JSONResponse(
+            request.public(), status_code=202, headers={"ETag": etag(request.version)}
+        )
 
     @router.post("/requests/{request_id}/retry-compensation", status_code=202)
     async def retry_compensation(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
         """After `compensation_failed` and whatever blocked it was fixed: undo again."""
         if "admin" not in caller.roles:
             raise ProblemError(403, "Only an admin may retry a compensation")
-        async with runtime.transaction() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             request = await repository.reopen_compensation(
                 session, request_id, tenant=caller.tenant
             )
@@ -153,16 +174,12 @@ def create_router(
     async def _decide(
         request_id: uuid.UUID, body: Decision, caller: Caller, *, approve: bool
     ) -> JSONResponse:
-        if not {"approver", "admin"} & set(caller.roles):
-            raise ProblemError(403, "Only an approver may decide")
-        async with runtime.transaction() as session:
-            pending = await repository.get_request(session, request_id, tenant=caller.tenant)
-            if pending is not None and pending.requester == caller.name:
-                raise ProblemError(403, "Nobody decides on their own request")
-            request = await repository.record_decision(
-                session, request_id, tenant=caller.tenant, approver=caller.name
+        """Decides the request's current approval stage on the caller's behalf."""
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            stage = await approval_stages.pending_stage_of_request(
+                session, request_id, tenant=caller.tenant
             )
-            if request is None:
+            if stage is None:
                 await _refuse(
                     session,
                     request_id,
@@ -170,24 +187,17 @@ def create_router(
                     "No decision possible",
                     "The request is not awaiting approval, or was decided already.",
                 )
-            decision: Event
-            if approve:
-                decision = RequestApproved(
-                    request_id=request.id,
-                    catalog_item=request.catalog_item,
-                    parameters=request.parameters,
-                    requester=request.requester,
-                    tenant=request.tenant,
-                    operation="provision",
-                    resource_id=request.resource_id,
-                    approver=caller.name,
-                    justification=body.justification,
-                )
-            else:
-                decision = RequestDenied(
-                    request_id=request.id, approver=caller.name, justification=body.justification
-                )
-            runtime.publish(session, decision)
+            await approval_workflow.decide(
+                session,
+                catalog,
+                partial(runtime.publish, session),
+                stage,
+                caller,
+                approve=approve,
+                justification=body.justification,
+            )
+            request = await repository.get_request(session, request_id, tenant=caller.tenant)
+        assert request is not None  # its stage was found in the caller's tenant
         return JSONResponse(request.public(), status_code=202)
 
     return router

@@ -1,5 +1,5 @@
-"""Routes for resources: list, read, modify, deprovision, extend the lease, re-verify and
-remediate drift, reveal credentials."""
+"""Routes for resources: read, modify, deprovision, extend the lease, re-verify and
+remediate drift, reveal credentials. Listing them is request_api.search's."""
 
 import uuid
 from collections.abc import Awaitable, Callable
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from apikeys import Caller
@@ -27,6 +27,10 @@ from request_api.api_common import (
 )
 from request_api.models import Resource
 from request_api.submissions import ResourceNotActive, submit
+from request_api.tenancy import tenant_transaction
+from request_api.versions import etag, require_match
+
+IfMatch = Annotated[str | None, Header(description="The ETag last read: changes only that version")]
 
 
 def create_router(
@@ -38,33 +42,32 @@ def create_router(
     router = APIRouter(prefix="/v1/resources")
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
-    @router.get("")
-    async def list_resources(caller: CallerDep) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
-            resources = await repository.list_resources(session, tenant=caller.tenant)
-        return {"items": [resource.public() for resource in resources]}
-
     @router.get("/{resource_id}")
-    async def get_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        async with runtime.session_factory() as session:
+    async def get_resource(
+        resource_id: uuid.UUID, caller: CallerDep, response: Response
+    ) -> dict[str, Any]:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
             if resource is None:
                 raise ProblemError(404, "Resource not found")
             requests = await repository.requests_of_resource(session, resource_id)
+        response.headers["ETag"] = etag(resource.version)
         return resource.public(requests)
 
     @router.delete("/{resource_id}", status_code=202)
-    async def deprovision_resource(resource_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
+    async def deprovision_resource(
+        resource_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
+    ) -> JSONResponse:
         """Files a deprovision request that flows through the same pipeline."""
-        async with runtime.session_factory() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")
-        return await _file(resource, "deprovision", resource.parameters, caller)
+        return await _file(resource, "deprovision", resource.parameters, caller, if_match=if_match)
 
     @router.patch("/{resource_id}", status_code=202)
     async def modify_resource(
-        resource_id: uuid.UUID, body: ResourceChange, caller: CallerDep
+        resource_id: uuid.UUID, body: ResourceChange, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
         """Files a modify request: changed parameters, a new secret, or both."""
         resource = await _active(resource_id, caller)
@@ -81,7 +84,12 @@ def create_router(
         if problems:
             raise invalid("Invalid change", problems)
         return await _file(
-            resource, "modify", changed, caller, rotate_credentials=body.rotate_credentials
+            resource,
+            "modify",
+            changed,
+            caller,
+            rotate_credentials=body.rotate_credentials,
+            if_match=if_match,
         )
 
     @router.post("/{resource_id}/remediate", status_code=202)
@@ -94,7 +102,7 @@ def create_router(
     async def verify_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         """Asks the deployer to re-check the resource in its target now; a drift shows on
         the resource (and as a `drift.detected` event)."""
-        async with runtime.transaction() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
             if resource is None:
                 raise ProblemError(404, "Resource not found")
@@ -111,7 +119,7 @@ def create_router(
         return {"resource_id": str(resource_id), "verification": "requested"}
 
     async def _active(resource_id: uuid.UUID, caller: Caller) -> Resource:
-        async with runtime.session_factory() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")
@@ -126,10 +134,20 @@ def create_router(
         caller: Caller,
         *,
         rotate_credentials: bool = False,
+        if_match: str | None = None,
     ) -> JSONResponse:
-        """A modify or deprovision of the resource, through the same pipeline as a request."""
+        """A modify or deprovision of the resource, through the same pipeline as a request.
+        Filing it gives the resource a new version, so a second change made from the same
+        read fails its `If-Match`."""
         try:
-            async with runtime.transaction() as session:
+            async with tenant_transaction(runtime, caller.tenant) as session:
+                version = await repository.locked_version(
+                    session, Resource, resource.id, tenant=caller.tenant
+                )
+                if version is None:
+                    raise ProblemError(404, "Resource not found")
+                require_match(if_match, version)
+                await repository.touch_resource(session, resource.id)
                 request = await submit(
                     runtime,
                     session,
@@ -148,12 +166,20 @@ def create_router(
 
     @router.post("/{resource_id}/extend")
     async def extend_lease(
-        resource_id: uuid.UUID, body: LeaseExtension, caller: CallerDep
+        resource_id: uuid.UUID,
+        body: LeaseExtension,
+        caller: CallerDep,
+        response: Response,
+        if_match: IfMatch = None,
     ) -> dict[str, Any]:
-        async with runtime.transaction() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            version = await repository.locked_version(
+                session, Resource, resource_id, tenant=caller.tenant
+            )
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-            if resource is None:
+            if resource is None or version is None:
                 raise ProblemError(404, "Resource not found")
+            require_match(if_match, version)
             item = catalog.get(resource.catalog_item)
             if resource.state != "active" or item is None:
                 raise ProblemError(409, "Only an active resource's lease can be extended")
@@ -162,6 +188,9 @@ def create_router(
             except leases.LeaseProblem as problem:
                 raise invalid_lease(problem) from problem
             resource.expires_at, resource.lease_warned_at = body.expires_at, None
+            await session.flush()
+            await session.refresh(resource, ["version"])
+            response.headers["ETag"] = etag(resource.version)
             runtime.publish(
                 session,
                 LeaseExtended(
@@ -177,7 +206,7 @@ def create_router(
     async def reveal_credentials(
         resource_id: uuid.UUID, request: Request, caller: CallerDep
     ) -> Response:
-        async with runtime.session_factory() as session:
+        async with tenant_transaction(runtime, caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")

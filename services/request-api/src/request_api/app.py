@@ -14,14 +14,26 @@ from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 from request_api import (
     api_bundles,
+    api_keys,
     api_people,
     api_requests,
     api_resources,
     handlers,
     lease_clock,
+    limits,
     models,
 )
+from request_api.approvals import api as approvals_api
+from request_api.approvals import clock as approvals_clock
+from request_api.idempotency import repository as idempotency_keys
+from request_api.idempotency.middleware import IdempotencyKeys
+from request_api.scim import api as scim_api
+from request_api.search import api as search_api
 from request_api.settings import Settings
+from request_api.webhooks import api as webhooks_api
+from request_api.webhooks import delivery as webhook_delivery
+from request_api.webhooks import stream as request_events
+from request_api.webhooks.listener import ActivitySignal
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         metadata=[models.Base.metadata],
         routers=[handlers.router],
-        deps=handlers.Deps(catalog=catalog),
+        deps=handlers.Deps(catalog=catalog, approval_time_cap_s=settings.approval_time_cap_s),
     )
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=5)
     deployer = httpx.AsyncClient(base_url=settings.deployer_url, timeout=10.0)
@@ -39,12 +51,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.add_cleanup(deployer.aclose)
     runtime.add_cleanup(allocator.aclose)
     runtime.add_cleanup(identity_engine.dispose)
-    authenticate = bearer_auth(async_sessionmaker(identity_engine))
+    # Webhook subscribers are other people's servers: no redirects, no proxy from the env.
+    webhooks = httpx.AsyncClient(
+        timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
+    )
+    runtime.add_cleanup(webhooks.aclose)
+    activity = ActivitySignal(runtime.engine)
+    runtime.add_cleanup(activity.close)
+    identity = async_sessionmaker(identity_engine)
+    authenticate = bearer_auth(identity)
+    # Every /v1 route authenticates, then counts against the caller's limits.
+    authenticate_within_limits = limits.within_limits(
+        authenticate, limits.Limits(runtime, settings)
+    )
     routers = [
-        api_requests.create_router(runtime, catalog, allocator, authenticate),
-        api_resources.create_router(runtime, catalog, deployer, authenticate),
-        api_bundles.create_router(runtime, catalog, authenticate),
-        api_people.create_router(runtime, authenticate),
+        api_requests.create_router(runtime, catalog, allocator, authenticate_within_limits),
+        api_resources.create_router(runtime, catalog, deployer, authenticate_within_limits),
+        api_bundles.create_router(runtime, catalog, authenticate_within_limits),
+        api_people.create_router(runtime, authenticate_within_limits),
+        search_api.create_router(runtime, authenticate_within_limits),
+        api_keys.create_router(identity, authenticate_within_limits),
+        approvals_api.create_router(runtime, catalog, authenticate_within_limits),
+        webhooks_api.create_router(
+            runtime,
+            authenticate_within_limits,
+            allow_private_urls=settings.webhook_allow_private_urls,
+        ),
+        request_events.create_router(runtime, authenticate_within_limits, activity),
+        scim_api.create_router(runtime, catalog, authenticate_within_limits),
     ]
     warn_before = timedelta(seconds=settings.lease_warning_s)
     runtime.add_periodic(
@@ -52,4 +86,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.lease_sweep_interval_s,
         partial(lease_clock.tick, runtime, warn_before=warn_before),
     )
-    return create_service_app(runtime, title="request-api", routers=routers)
+    runtime.add_periodic(
+        "webhook-delivery",
+        settings.webhook_delivery_interval_s,
+        partial(
+            webhook_delivery.tick, client=webhooks, policy=webhook_delivery.policy_of(settings)
+        ),
+    )
+    runtime.add_periodic("idempotency-purge", 600.0, idempotency_keys.purge_expired)
+    runtime.add_periodic(
+        "approval-clock",
+        settings.approval_sweep_interval_s,
+        partial(approvals_clock.tick, runtime),
+    )
+    app = create_service_app(
+        runtime,
+        title="request-api",
+        routers=routers,
+        own_error_format=[scim_api.PREFIX],
+    )
+    app.add_middleware(
+        IdempotencyKeys,
+        runtime=runtime,
+        authenticate=authenticate,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return app

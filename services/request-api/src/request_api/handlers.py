@@ -31,6 +31,7 @@ from events.contracts.validation import (
     ValidationFailed,
 )
 from request_api import bundles, lifecycle, repository, submissions
+from request_api.approvals import workflow as approvals
 
 router = Router()
 
@@ -38,6 +39,8 @@ router = Router()
 @dataclass(frozen=True)
 class Deps:
     catalog: Catalog
+    # Caps every approval wait (test stacks watch days of escalation in seconds).
+    approval_time_cap_s: float | None = None
 
 
 Context = HandlerContext[Deps]
@@ -50,7 +53,10 @@ async def on_validated(event: RequestValidated, ctx: Context) -> None:
 
 @router.on(ApprovalRequired)
 async def on_awaiting_approval(event: ApprovalRequired, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "awaiting_approval")
+    if await repository.move_request(ctx.session, event.request_id, "awaiting_approval"):
+        approvals.open_first_stage(
+            ctx.session, ctx.deps.catalog, event, cap_s=ctx.deps.approval_time_cap_s
+        )
 
 
 @router.on(RequestRejected)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import DDL, DateTime, Index, MetaData, String, Table, event, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -15,8 +15,30 @@ class Base(DeclarativeBase):
     metadata = MetaData()
 
 
+# Every change of a request or resource, by an API route or a consumer, gives it a new version
+# (its ETag): a trigger, because rows change in many statements and none may forget it.
+_BUMP_VERSION = DDL(
+    "CREATE OR REPLACE FUNCTION bump_version() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN NEW.version := OLD.version + 1; RETURN NEW; END $$"
+)  # type: ignore[no-untyped-call]
+
+
+def _versioned(table: Table) -> None:
+    event.listen(table, "after_create", _BUMP_VERSION)
+    event.listen(
+        table,
+        "after_create",
+        DDL(
+            f"CREATE OR REPLACE TRIGGER {table.name}_version BEFORE UPDATE ON {table.name} "
+            "FOR EACH ROW EXECUTE FUNCTION bump_version()"
+        ),  # type: ignore[no-untyped-call]
+    )
+
+
 class ProvisioningRequest(Base):
     __tablename__ = "requests"
+    # The listings' keyset pages: a tenant's rows in creation order.
+    __table_args__ = (Index("requests_tenant_created", "tenant", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     catalog_item: Mapped[str] = mapped_column(String(100))
@@ -28,9 +50,9 @@ class ProvisioningRequest(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    decided_by: Mapped[str | None] = mapped_column(String(200))
     bundle_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -50,9 +72,13 @@ class ProvisioningRequest(Base):
             "cancel_requested": self.cancel_requested_at is not None,
             "bundle_id": str(self.bundle_id) if self.bundle_id else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "version": self.version,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+_versioned(ProvisioningRequest.__table__)  # type: ignore[arg-type]
 
 
 class Bundle(Base):
@@ -70,6 +96,7 @@ class Bundle(Base):
 
 class Resource(Base):
     __tablename__ = "resources"
+    __table_args__ = (Index("resources_tenant_created", "tenant", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     request_id: Mapped[uuid.UUID] = mapped_column(unique=True)
@@ -89,6 +116,7 @@ class Resource(Base):
     # How the target differs from what the platform left, as the deployer last found it.
     drift: Mapped[list[str]] = mapped_column(JSONB, default=list)
     drift_detected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     def public(self, requests: list[ProvisioningRequest] | None = None) -> dict[str, Any]:
@@ -107,6 +135,7 @@ class Resource(Base):
                 else None
             ),
             "monthly_cost": self.monthly_cost,
+            "version": self.version,
             "created_at": self.created_at.isoformat(),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
@@ -115,3 +144,6 @@ class Resource(Base):
                 for r in requests or []
             ],
         }
+
+
+_versioned(Resource.__table__)  # type: ignore[arg-type]

@@ -159,19 +159,6 @@ async def get_resource(
     )
 
 
-async def list_resources(session: AsyncSession, *, tenant: str, limit: int = 100) -> list[Resource]:
-    return list(
-        (
-            await session.scalars(
-                select(Resource)
-                .where(Resource.tenant == tenant)
-                .order_by(Resource.created_at.desc())
-                .limit(limit)
-            )
-        ).all()
-    )
-
-
 async def requests_of_resource(
     session: AsyncSession, resource_id: uuid.UUID
 ) -> list[ProvisioningRequest]:
@@ -266,25 +253,6 @@ async def expired_leases(session: AsyncSession, *, limit: int = 50) -> list[Reso
     )
 
 
-async def record_decision(
-    session: AsyncSession, request_id: uuid.UUID, *, tenant: str, approver: str
-) -> ProvisioningRequest | None:
-    """Claim the approval decision: one decision per request, never by its requester."""
-    return await session.scalar(
-        update(ProvisioningRequest)
-        .where(
-            ProvisioningRequest.id == request_id,
-            ProvisioningRequest.tenant == tenant,
-            ProvisioningRequest.status == "awaiting_approval",
-            ProvisioningRequest.decided_by.is_(None),
-            ProvisioningRequest.requester != approver,
-        )
-        .values(decided_by=approver, updated_at=func.now())
-        .returning(ProvisioningRequest)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def add_bundle(
     session: AsyncSession, *, tenant: str, requester: str, all_or_nothing: bool
 ) -> Bundle:
@@ -349,5 +317,29 @@ async def reopen_compensation(
         )
         .values(status="compensating", updated_at=func.now())
         .returning(ProvisioningRequest)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def locked_version(
+    session: AsyncSession,
+    model: type[ProvisioningRequest] | type[Resource],
+    object_id: uuid.UUID,
+    *,
+    tenant: str,
+) -> int | None:
+    """The object's version, locked until the end of the transaction; None if not the
+    tenant's. A conditional change compares it with `If-Match` before changing anything."""
+    return await session.scalar(
+        select(model.version).where(model.id == object_id, model.tenant == tenant).with_for_update()
+    )
+
+
+async def touch_resource(session: AsyncSession, resource_id: uuid.UUID) -> None:
+    """A new version for the resource (the trigger counts it), with nothing else changed."""
+    await session.execute(
+        update(Resource)
+        .where(Resource.id == resource_id)
+        .values(version=Resource.version)
         .execution_options(synchronize_session=False)
     )

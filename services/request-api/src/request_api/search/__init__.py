@@ -1,0 +1,2 @@
+"""Finding requests and resources: filters, SCIM-style filter expressions, sorting and cursor
+pagination."""
