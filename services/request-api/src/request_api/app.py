@@ -95,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     runtime.add_periodic("idempotency-purge", 600.0, idempotency_keys.purge_expired)
     runtime.add_periodic(
+        "journal-purge",
+        3600.0,
+        partial(webhook_delivery.purge, keep=timedelta(days=settings.journal_retention_days)),
+    )
+    runtime.add_periodic(
         "approval-clock",
         settings.approval_sweep_interval_s,
         partial(approvals_clock.tick, runtime),

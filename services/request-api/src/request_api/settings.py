@@ -31,4 +31,6 @@ class Settings(ServiceSettings):
     webhook_backoff_base_s: float = 5.0
     webhook_backoff_cap_s: float = 3600.0
     webhook_batch_size: int = 200
+    # How long the activity journal (SSE, webhooks) and the delivery log keep a row.
+    journal_retention_days: float = 30.0
     webhook_allow_private_urls: bool = False

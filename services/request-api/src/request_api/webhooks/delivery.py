@@ -128,12 +128,12 @@ async def attempt(
 ) -> Outcome:
     body = cloudevents.encode(cloudevents.cloud_event(activity))
     message_id = str(activity.id)
-    timestamp = int(datetime.now(UTC).timestamp())
+    sent_at = datetime.now(UTC).replace(microsecond=0)
     headers = {
         "content-type": cloudevents.CONTENT_TYPE,
         "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(subscription.secret, message_id, timestamp, body),
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signing.sign(subscription.secret, message_id, sent_at, body),
     }
     try:
         async with asyncio.timeout(policy.timeout_s):
@@ -183,3 +183,7 @@ async def _resolves_publicly(url: str) -> bool:
             return True  # unresolvable: the attempt fails on its own, with a clearer error
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
     return all(rules.is_public(address) for address in addresses)
+
+
+async def purge(session: AsyncSession, *, keep: timedelta) -> None:
+    await repository.purge_before(session, datetime.now(UTC) - keep)

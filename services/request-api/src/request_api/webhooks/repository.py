@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, literal_column, select, tuple_
+from sqlalchemy import BigInteger, delete, exists, func, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -186,3 +186,21 @@ async def get_delivery(
         )
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+async def purge_before(session: AsyncSession, cutoff: datetime) -> None:
+    """Finished deliveries, then journal rows that are fanned out and owed to nobody, from
+    before `cutoff`: the journal is a feed, not the record (the auditor keeps that)."""
+    await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status != "pending", WebhookDelivery.created_at < cutoff
+        )
+    )
+    fanned_out = select(FanOutCursor.last_txid).where(FanOutCursor.name == FAN_OUT)
+    await session.execute(
+        delete(Activity).where(
+            Activity.occurred_at < cutoff,
+            Activity.txid <= func.coalesce(fanned_out.scalar_subquery(), 0),
+            ~exists().where(WebhookDelivery.activity_seq == Activity.seq),
+        )
+    )
