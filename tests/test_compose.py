@@ -291,13 +291,25 @@ def test_deployer_can_reach_every_server_of_the_allocator_pool(
         assert (target.host, target.port) == ("postgres", 5432)
 
 
-def test_deployer_reads_the_credentials_key_the_secrets_job_writes(compose: Compose) -> None:
-    key_file = PurePosixPath(environment(compose, "deployer")["CREDENTIALS_KEY_FILE"])
+@pytest.mark.parametrize(
+    ("name", "variable", "option_name"),
+    [
+        ("deployer", "CREDENTIALS_KEY_FILE", "--credentials-key-file"),
+        ("request-api", "WEBHOOK_KEY_FILE", "--webhook-key-file"),
+    ],
+)
+def test_services_read_the_sealing_key_the_secrets_job_writes(
+    compose: Compose, name: str, variable: str, option_name: str
+) -> None:
+    key_file = PurePosixPath(environment(compose, name)[variable])
     job = service(compose, "secrets")
-    assert option(job["command"], "--credentials-key-file") == str(key_file)
+    assert option(job["command"], option_name) == str(key_file)
     volume = mount_source(job["volumes"], key_file)
     assert volume in compose["volumes"]
-    assert mount_source(service(compose, "deployer")["volumes"], key_file) == volume
+    assert mount_source(service(compose, name)["volumes"], key_file) == volume
+    assert service(compose, name)["depends_on"]["secrets"] == {
+        "condition": "service_completed_successfully"
+    }
     assert dependencies(compose, "deployer")["secrets"] == "service_completed_successfully"
     # A new volume copies the image's folder: created there, it is writable by the app user.
     assert str(key_file.parent) in DOCKERFILE.read_text()

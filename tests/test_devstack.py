@@ -113,13 +113,15 @@ def test_service_specific_settings() -> None:
     assert deployer["CREDENTIALS_KEY_FILE"] == str(TESTS.secrets_dir / "credentials.key")
 
 
-def test_credentials_key_is_private_base64_of_32_bytes(tmp_path: Path) -> None:
+def test_sealing_keys_are_private_base64_of_32_bytes_and_kept(tmp_path: Path) -> None:
     config = StackConfig.for_tests(tmp_path)
-    key_file = keys.ensure_credentials_key(config)
-    assert len(base64.b64decode(key_file.read_text().strip(), validate=True)) == 32
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys.ensure_sealing_keys(config)
+    for key_file in (config.credentials_key_file, config.webhook_key_file):
+        assert len(base64.b64decode(key_file.read_text().strip(), validate=True)) == 32
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert keys.ensure_sealing_key(config, key_file).read_text() == key_file.read_text()
     assert stat.S_IMODE(config.secrets_dir.stat().st_mode) == 0o700
-    assert keys.ensure_credentials_key(config).read_text() == key_file.read_text()
+    assert config.credentials_key_file.read_text() != config.webhook_key_file.read_text()
 
 
 def test_processes_are_tracked_and_stopped_by_pid_file(tmp_path: Path) -> None:

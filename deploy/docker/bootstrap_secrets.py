@@ -1,6 +1,7 @@
 """The compose stack's secrets, each written to its volume unless already there.
 
 The credentials key: base64 of 32 random bytes, the deployer's AES-GCM key for stored credentials.
+The webhook key: the same kind of key, the request-api's for webhook signing secrets.
 The admin API key: the bootstrap key for /v1 calls; only its hash goes to the identity database.
 A key file whose key no longer verifies (the database was wiped) gets a new key.
 """
@@ -17,7 +18,7 @@ from apikeys import bootstrap
 from apikeys.bootstrap import write_private
 
 
-def ensure_credentials_key(path: Path) -> None:
+def ensure_sealing_key(path: Path) -> None:
     if not path.exists():
         write_private(path, base64.b64encode(os.urandom(32)).decode())
 
@@ -33,11 +34,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--identity-database-url", required=True)
     parser.add_argument("--credentials-key-file", type=Path, required=True)
+    parser.add_argument("--webhook-key-file", type=Path, required=True)
     parser.add_argument("--admin-key-file", type=Path, required=True)
     args = parser.parse_args()
-    ensure_credentials_key(args.credentials_key_file)
+    ensure_sealing_key(args.credentials_key_file)
+    ensure_sealing_key(args.webhook_key_file)
     ensure_admin_key(args.admin_key_file, args.identity_database_url)
-    print(f"credentials key in {args.credentials_key_file}, admin API key in {args.admin_key_file}")
+    print(
+        f"credentials key in {args.credentials_key_file}, webhook key in "
+        f"{args.webhook_key_file}, admin API key in {args.admin_key_file}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""A generated password is a canary: after it is revealed, it must be found nowhere else —
-no Kafka topic (dead letters included), log, trace, metrics page or database dump holds it,
-in plain, base64 or hex form."""
+"""A generated secret is a canary: after it is shown, it must be found nowhere else — no Kafka
+topic (dead letters included), log, trace, metrics page or database dump holds it, in plain,
+base64 or hex form. Passwords the deployer generates, API keys and webhook signing secrets."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def dump_of_every_database(platform: Platform) -> bytes:
 
 
 async def test_revealed_passwords_are_nowhere_else(platform: Platform):
-    """Canaries: a database password, its rotation, and a directory account's password."""
+    """Canaries: a database password, its rotation, a directory account's password, an API
+    key and a webhook signing secret."""
     database = await platform.completed("postgres_database", name=f"canary_{uuid.uuid4().hex[:10]}")
     reveal = await platform.api.get(f"/v1/resources/{database['resource_id']}/credentials")
     first = reveal.json()["password"]
@@ -88,8 +89,22 @@ async def test_revealed_passwords_are_nowhere_else(platform: Platform):
         department="web",
     )
     directory = (await platform.reveal(account["resource_id"]))["password"]
-    secrets = [first, second, directory]
-    assert len(set(secrets)) == 3 and all(len(secret) >= 24 for secret in secrets)
+    # Secrets the API shows once: a new API key and a webhook's signing secret (asked with an
+    # Idempotency-Key, whose stored answer must not keep them either).
+    key = await platform.api.post(
+        "/v1/keys",
+        json={"name": "canary-bot", "roles": ["requester"]},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    hook = await platform.api.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/canary", "event_types": ["request.completed"]},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    api_key, signing_secret = key.json()["secret"], hook.json()["secret"]
+    secrets = [first, second, directory, api_key, signing_secret]
+    secrets.append(signing_secret.removeprefix("whsec_"))  # the key itself, base64
+    assert len(set(secrets)) == 6 and all(len(secret) >= 24 for secret in secrets)
 
     topics = await every_topic(platform)
     assert "deadletter.deployer" in topics and "provisioning.deployment" in topics

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.client import Platform, key_for
+from tests.e2e.client import Platform, fetchval, key_for
 from tests.e2e.subscriber import Subscriber
 
 pytestmark = pytest.mark.integration
@@ -75,6 +75,14 @@ async def test_a_subscription_receives_signed_cloud_events(
     shown = (await platform.api.get(f"/v1/webhooks/{subscription['id']}")).json()
     assert "secret" not in shown and shown["event_types"] == ["request.*"]
     assert secret not in (await platform.api.get("/v1/webhooks")).text
+    # At rest it is sealed: nothing in the subscription's row gives it away.
+    row = await fetchval(
+        platform.stack,
+        "request_api",
+        "SELECT row_to_json(s)::text FROM webhook_subscriptions s WHERE id = $1",
+        uuid.UUID(subscription["id"]),
+    )
+    assert secret not in row and secret.removeprefix("whsec_") not in row
 
     request = await platform.completed("postgres_schema", name=unique("hooked"))
 

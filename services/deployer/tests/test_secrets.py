@@ -6,8 +6,8 @@ import uuid
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from deployer.credentials import CredentialCipher
 from deployer.scram import scram_sha256_verifier
+from events.sealing import SecretCipher
 
 
 def test_scram_verifier_matches_rfc7677_construction():
@@ -27,7 +27,7 @@ def test_scram_verifier_matches_rfc7677_construction():
 
 
 def test_credentials_round_trip_and_are_bound_to_their_resource():
-    cipher = CredentialCipher(bytes(range(32)))
+    cipher = SecretCipher(bytes(range(32)))
     resource, other = uuid.uuid4(), uuid.uuid4()
     nonce, ciphertext = cipher.encrypt(resource, "s3cret-value")
     assert b"s3cret-value" not in ciphertext

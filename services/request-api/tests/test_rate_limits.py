@@ -1,6 +1,7 @@
 """The rate limits on the real `limits` memory storage; a GET adds nothing in flight, so no
 database is involved."""
 
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -17,6 +18,7 @@ def limits(*, per_key: str, per_tenant: str) -> Limits:
     settings = Settings(
         database_url="postgresql+asyncpg://unused/unused",
         identity_database_url="postgresql+asyncpg://unused/unused",
+        webhook_key_file=Path("unused"),
         rate_limit_per_key=per_key,
         rate_limit_per_tenant=per_tenant,
     )

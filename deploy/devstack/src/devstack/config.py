@@ -145,6 +145,10 @@ class StackConfig:
         return self.secrets_dir / "credentials.key"
 
     @property
+    def webhook_key_file(self) -> Path:
+        return self.secrets_dir / "webhooks.key"
+
+    @property
     def admin_key_file(self) -> Path:
         return self.root / "admin-api-key"
 

@@ -1,4 +1,4 @@
-"""Local secrets: the deployer's credentials key and the bootstrap admin API key."""
+"""Local secrets: the keys that seal secrets at rest and the bootstrap admin API key."""
 
 from __future__ import annotations
 
@@ -13,12 +13,17 @@ from devstack.config import StackConfig
 from devstack.proc import StackError, run_async
 
 
-def ensure_credentials_key(config: StackConfig) -> Path:
+def ensure_sealing_keys(config: StackConfig) -> None:
+    """The deployer's key for generated credentials, the request-api's for webhook secrets."""
+    for key_file in (config.credentials_key_file, config.webhook_key_file):
+        ensure_sealing_key(config, key_file)
+
+
+def ensure_sealing_key(config: StackConfig, key_file: Path) -> Path:
     config.secrets_dir.mkdir(parents=True, exist_ok=True)
     config.secrets_dir.chmod(0o700)
-    key_file = config.credentials_key_file
     if not key_file.exists():
-        # Standard base64 of 32 random bytes: the deployer's AES-256 key.
+        # Standard base64 of 32 random bytes: an AES-256 key.
         bootstrap.write_private(key_file, base64.b64encode(os.urandom(32)).decode())
     elif not _is_valid_key(key_file.read_text()):
         # Never replaced silently: credentials stored under the old key would become unreadable.

@@ -72,6 +72,7 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
     if name == "request-api":
         env["LEASE_SWEEP_INTERVAL_S"] = str(config.lease_sweep_interval_s)
         env["APPROVAL_SWEEP_INTERVAL_S"] = str(config.approval_sweep_interval_s)
+        env["WEBHOOK_KEY_FILE"] = str(config.webhook_key_file)
         env["WEBHOOK_DELIVERY_INTERVAL_S"] = str(config.webhook_delivery_interval_s)
         env["WEBHOOK_BACKOFF_BASE_S"] = str(config.webhook_backoff_base_s)
         env["WEBHOOK_BACKOFF_CAP_S"] = str(config.webhook_backoff_cap_s)

@@ -53,7 +53,7 @@ class Stack:
     def up(self, *, fresh: bool = False) -> None:
         """Everything, idempotently: what runs is left alone, what is missing is started."""
         self.start_infrastructure(fresh=fresh)
-        keys.ensure_credentials_key(self.config)
+        keys.ensure_sealing_keys(self.config)
         keys.ensure_admin_key(self.config)
         keys.ensure_people_keys(self.config)
         with self._timed("targets"):

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends, Request
 
 from apikeys import Caller
 from deployer import repository
-from deployer.credentials import CredentialCipher
 from events import ServiceRuntime
 from events.http import ProblemError
+from events.sealing import SecretCipher
 
 
 def create_router(
     runtime: ServiceRuntime,
-    cipher: CredentialCipher,
+    cipher: SecretCipher,
     authenticate: Callable[[Request], Awaitable[Caller]],
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from apikeys import bearer_auth
 from catalog import load_catalog
 from deployer import api, handlers, models, upkeep
-from deployer.credentials import CredentialCipher
 from deployer.drivers import Driver, Drivers
 from deployer.drivers.aws import Ec2InstanceDriver, S3BucketDriver
 from deployer.drivers.ldap import LdapDriver
@@ -17,6 +16,7 @@ from deployer.drivers.postgres import PostgresDriver
 from deployer.drivers.webhooks import LicenceDriver, MdmDriver
 from deployer.settings import Settings
 from events import ServiceRuntime, create_service_app
+from events.sealing import SecretCipher
 
 
 def build_drivers(settings: Settings) -> Drivers:
@@ -40,7 +40,7 @@ def build_drivers(settings: Settings) -> Drivers:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    cipher = CredentialCipher.from_key_file(settings.credentials_key_file)
+    cipher = SecretCipher.from_key_file(settings.credentials_key_file)
     drivers = build_drivers(settings)
     runtime = ServiceRuntime(
         settings,

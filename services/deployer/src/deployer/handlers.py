@@ -12,7 +12,6 @@ from typing import Any
 
 from catalog import Catalog
 from deployer import repository
-from deployer.credentials import CredentialCipher
 from deployer.drivers import Driver, Drivers, Placement, TargetUnavailable
 from deployer.models import ManagedResource
 from events import HandlerContext, PermanentError, Router
@@ -35,6 +34,7 @@ from events.contracts.requests import (
 )
 from events.envelope import Event
 from events.errors import InjectedFault
+from events.sealing import SecretCipher
 
 router = Router()
 
@@ -44,7 +44,7 @@ RESOURCE_IDS = uuid.UUID("0d9b3c58-2f6e-4a53-9f0e-3b1f6f1d2a77")
 @dataclass(frozen=True)
 class Deps:
     drivers: Drivers
-    cipher: CredentialCipher
+    cipher: SecretCipher
     catalog: Catalog
     # Chaos testing: a request whose parameters contain this fails after the target changed.
     verify_fault_marker: str | None = None

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from apikeys import bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
+from events.sealing import SecretCipher
 from request_api import (
     api_bundles,
     api_keys,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
     )
     runtime.add_cleanup(webhooks.aclose)
+    webhook_cipher = SecretCipher.from_key_file(settings.webhook_key_file)
     activity = ActivitySignal(runtime.engine)
     runtime.add_cleanup(activity.close)
     identity = async_sessionmaker(identity_engine)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_api.create_router(
             runtime,
             authenticate_within_limits,
+            cipher=webhook_cipher,
             allow_private_urls=settings.webhook_allow_private_urls,
         ),
         request_events.create_router(runtime, authenticate_within_limits, activity),
@@ -90,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "webhook-delivery",
         settings.webhook_delivery_interval_s,
         partial(
-            webhook_delivery.tick, client=webhooks, policy=webhook_delivery.policy_of(settings)
+            webhook_delivery.tick,
+            client=webhooks,
+            cipher=webhook_cipher,
+            policy=webhook_delivery.policy_of(settings),
         ),
     )
     runtime.add_periodic("idempotency-purge", 600.0, idempotency_keys.purge_expired)

@@ -1,11 +1,15 @@
 """Request API settings, from the environment."""
 
+from pathlib import Path
+
 from events import ServiceSettings
 
 
 class Settings(ServiceSettings):
     service_name: str = "request-api"
     identity_database_url: str
+    # The AES key (base64 of 32 bytes) that seals webhook signing secrets at rest.
+    webhook_key_file: Path
     deployer_url: str = "http://127.0.0.1:8004"
     allocator_url: str = "http://127.0.0.1:8002"
     lease_sweep_interval_s: float = 30.0

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from apikeys import Caller
 from events import ServiceRuntime
 from events.http import ProblemError
+from events.sealing import SecretCipher
 from request_api.tenancy import tenant_transaction
 from request_api.webhooks import repository, signing
 from request_api.webhooks.schemas import (
@@ -30,6 +31,7 @@ def create_router(
     runtime: ServiceRuntime,
     authenticate: Callable[[Request], Awaitable[Caller]],
     *,
+    cipher: SecretCipher,
     allow_private_urls: bool,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -50,19 +52,25 @@ def create_router(
         and never again (rotate it to get a new one)."""
         check(body.url, body.event_types, allow_private=allow_private_urls)
         secret = signing.new_secret()
+        subscription_id = uuid.uuid4()
+        nonce, sealed = cipher.encrypt(subscription_id, secret)
         async with tenant_transaction(runtime, caller.tenant) as session:
             subscription = await repository.add_subscription(
                 session,
+                subscription_id,
                 tenant=caller.tenant,
                 url=body.url,
                 event_types=sorted(set(body.event_types)),
                 description=body.description,
                 enabled=True,
-                secret=secret,
+                secret_nonce=nonce,
+                secret_sealed=sealed,
                 created_by=caller.name,
             )
             answer = {**subscription.public(), "secret": secret}
         response.headers["Location"] = f"/v1/webhooks/{subscription.id}"
+        # It holds the secret: no cache keeps it, nor the idempotency record.
+        response.headers["Cache-Control"] = "no-store"
         return answer
 
     @router.get("", response_model=Subscriptions)
@@ -111,8 +119,11 @@ def create_router(
         return Response(status_code=204)
 
     @router.post("/{subscription_id}/rotate-secret", response_model=SubscriptionWithSecret)
-    async def rotate_secret(subscription_id: uuid.UUID, caller: AdminDep) -> dict[str, Any]:
+    async def rotate_secret(
+        subscription_id: uuid.UUID, caller: AdminDep, response: Response
+    ) -> dict[str, Any]:
         """A new signing secret, shown once; the old one stops signing at once."""
+        response.headers["Cache-Control"] = "no-store"
         secret = signing.new_secret()
         async with tenant_transaction(runtime, caller.tenant) as session:
             subscription = await repository.get_subscription(
@@ -120,7 +131,9 @@ def create_router(
             )
             if subscription is None:
                 raise ProblemError(404, NOT_FOUND)
-            subscription.secret = secret
+            subscription.secret_nonce, subscription.secret_sealed = cipher.encrypt(
+                subscription.id, secret
+            )
             await session.flush()
             await session.refresh(subscription)
             return {**subscription.public(), "secret": secret}

@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.errors import describe
+from events.sealing import SecretCipher
 from request_api.settings import Settings
 from request_api.webhooks import cloudevents, event_types, repository, rules, signing
 from request_api.webhooks.models import Activity, WebhookDelivery, WebhookSubscription
@@ -104,26 +105,40 @@ async def fan_out(session: AsyncSession, *, batch_size: int) -> None:
 
 
 async def send_due(
-    session: AsyncSession, client: httpx.AsyncClient, policy: DeliveryPolicy
+    session: AsyncSession, client: httpx.AsyncClient, cipher: SecretCipher, policy: DeliveryPolicy
 ) -> None:
     due = await repository.due_deliveries(session, now=datetime.now(UTC), limit=policy.batch_size)
     outcomes = await asyncio.gather(
-        *(attempt(client, activity, subscription, policy) for _, activity, subscription in due)
+        *(
+            attempt(client, activity, subscription, _secret_of(cipher, subscription), policy)
+            for _, activity, subscription in due
+        )
     )
     finished_at = datetime.now(UTC)
     for (delivery, _, _), outcome in zip(due, outcomes, strict=True):
         record(delivery, outcome, policy, now=finished_at)
 
 
-async def tick(session: AsyncSession, *, client: httpx.AsyncClient, policy: DeliveryPolicy) -> None:
+async def tick(
+    session: AsyncSession,
+    *,
+    client: httpx.AsyncClient,
+    cipher: SecretCipher,
+    policy: DeliveryPolicy,
+) -> None:
     await fan_out(session, batch_size=policy.batch_size)
-    await send_due(session, client, policy)
+    await send_due(session, client, cipher, policy)
+
+
+def _secret_of(cipher: SecretCipher, subscription: WebhookSubscription) -> str:
+    return cipher.decrypt(subscription.id, subscription.secret_nonce, subscription.secret_sealed)
 
 
 async def attempt(
     client: httpx.AsyncClient,
     activity: Activity,
     subscription: WebhookSubscription,
+    secret: str,
     policy: DeliveryPolicy,
 ) -> Outcome:
     body = cloudevents.encode(cloudevents.cloud_event(activity))
@@ -133,7 +148,7 @@ async def attempt(
         "content-type": cloudevents.CONTENT_TYPE,
         "webhook-id": message_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": signing.sign(subscription.secret, message_id, sent_at, body),
+        "webhook-signature": signing.sign(secret, message_id, sent_at, body),
     }
     try:
         async with asyncio.timeout(policy.timeout_s):

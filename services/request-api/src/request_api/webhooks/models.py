@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -61,8 +62,10 @@ class WebhookSubscription(Base):
     event_types: Mapped[list[str]] = mapped_column(JSONB)
     description: Mapped[str | None] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(default=True)
-    # Needed in clear to sign; never returned after creation, never logged.
-    secret: Mapped[str] = mapped_column(String(100))
+    # The signing secret, sealed (AES-GCM, bound to the subscription's id) under a key kept
+    # outside the database: a copy of the database cannot sign. Shown once, never logged.
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp()

@@ -21,8 +21,10 @@ from request_api.webhooks.models import (
 FAN_OUT = "fan-out"
 
 
-async def add_subscription(session: AsyncSession, **columns: Any) -> WebhookSubscription:
-    subscription = WebhookSubscription(id=uuid.uuid4(), **columns)
+async def add_subscription(
+    session: AsyncSession, subscription_id: uuid.UUID, **columns: Any
+) -> WebhookSubscription:
+    subscription = WebhookSubscription(id=subscription_id, **columns)
     session.add(subscription)
     await session.flush()
     await session.refresh(subscription)

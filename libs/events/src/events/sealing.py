@@ -1,0 +1,31 @@
+"""Secrets kept at rest (generated passwords, webhook signing secrets): AES-256-GCM under a key
+kept outside the database, each bound to the row it belongs to."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+class SecretCipher:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> SecretCipher:
+        return cls(base64.b64decode(path.read_text().strip()))
+
+    def encrypt(self, owner_id: uuid.UUID, secret: str) -> tuple[bytes, bytes]:
+        """Returns (nonce, ciphertext); the owner's id (a resource, a subscription) is bound
+        as associated data, so a ciphertext moved to another row does not decrypt."""
+        nonce = os.urandom(12)
+        return nonce, self._aead.encrypt(nonce, secret.encode(), owner_id.bytes)
+
+    def decrypt(self, owner_id: uuid.UUID, nonce: bytes, ciphertext: bytes) -> str:
+        return self._aead.decrypt(nonce, ciphertext, owner_id.bytes).decode()
