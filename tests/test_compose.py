@@ -29,7 +29,7 @@ INFRASTRUCTURE = {
     "kafka": "service_healthy",
     "kafka-topics": "service_completed_successfully",
 }
-USES_IDENTITY = {"request-api", "deployer", "auditor"}
+USES_IDENTITY = {"request-api", "allocator", "deployer", "auditor"}
 
 
 @dataclass(frozen=True)

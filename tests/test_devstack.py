@@ -96,7 +96,9 @@ def test_every_service_gets_its_own_database_and_the_shared_settings() -> None:
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
         assert env["TRACES_DIR"] == str(TESTS.traces_dir)
         assert make_url(env["DATABASE_URL"]).database == name.replace("-", "_")
-        assert ("IDENTITY_DATABASE_URL" in env) == (name in {"request-api", "deployer", "auditor"})
+        assert ("IDENTITY_DATABASE_URL" in env) == (
+            name in {"request-api", "allocator", "deployer", "auditor"}
+        )
 
 
 def test_service_specific_settings() -> None:

@@ -132,9 +132,9 @@ async def test_out_of_stock_devices_wait_on_backorder_until_stock_arrives(platfo
     assert (await platform.wait_terminal(second["id"]))["status"] == "cancelled"
 
     async with httpx.AsyncClient(base_url=platform.stack.service_url("allocator")) as allocator:
-        stock = await allocator.post(
-            "/internal/pools/phone:pixel-8/units", json={"units": ["PX8B001"]}
-        )
+        path, units = "/internal/pools/phone:pixel-8/units", {"units": ["PX8B001"]}
+        assert (await allocator.post(path, json=units)).status_code == 401
+        stock = await allocator.post(path, json=units, headers=platform.api.headers)
         assert stock.json() == {"added": 1}
     # Allocated from the new stock, then enrolled with the MDM.
     request = await platform.wait_terminal(first["id"])

@@ -20,7 +20,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 # Replica N of a service listens on its base port + N * REPLICA_PORT_STEP.
 REPLICA_PORT_STEP = 10
-USES_IDENTITY = ("request-api", "deployer", "auditor")
+USES_IDENTITY = ("request-api", "allocator", "deployer", "auditor")
 SERVER_POOL = [
     {"id": "pg-local", "capacity": {"postgres_database": 200, "postgres_schema": 100000}}
 ]

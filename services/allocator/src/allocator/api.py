@@ -1,14 +1,15 @@
-"""Routes of the allocator: a read-only plan, for the request-api's dry runs."""
+"""Routes of the allocator: a read-only plan, for the request-api's dry runs, and stock
+arriving in a pool. Both want an API key: the plan is the caller's tenant's, stock an admin's."""
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from allocator import repository
 from allocator.assessment import assess
+from apikeys import Caller
 from catalog import Catalog
 from events import ServiceRuntime
 from events.http import ProblemError
@@ -18,7 +19,6 @@ class PlanQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     catalog_item: str = Field(max_length=100)
-    tenant: str = Field(max_length=100)
     parameters: dict[str, Any] = {}
 
 
@@ -28,25 +28,33 @@ class NewUnits(BaseModel):
     units: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(max_length=10_000)
 
 
-def create_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:
-    # Internal: answers the request-api, which has authenticated the caller. Nothing is
-    # reserved, so the answer only says what a request would get now.
+def create_router(
+    runtime: ServiceRuntime,
+    catalog: Catalog,
+    authenticate: Callable[[Request], Awaitable[Caller]],
+) -> APIRouter:
     router = APIRouter(prefix="/internal")
+    CallerDep = Annotated[Caller, Depends(authenticate)]
 
     @router.post("/plan")
-    async def plan(query: PlanQuery) -> dict[str, Any]:
+    async def plan(query: PlanQuery, caller: CallerDep) -> dict[str, Any]:
+        """What a request of the caller's tenant would get now; nothing is reserved. The
+        request-api asks it with its caller's key, for a dry run."""
         item = catalog.get(query.catalog_item)
         if item is None:
             raise ProblemError(422, "Unknown catalog item")
         async with runtime.session_factory() as session:
             found = await assess(
-                session, item, tenant=query.tenant, parameters=query.parameters, lock=False
+                session, item, tenant=caller.tenant, parameters=query.parameters, lock=False
             )
         return found.public(item.allocation)
 
     @router.post("/pools/{pool}/units")
-    async def add_stock(pool: str, body: NewUnits) -> dict[str, int]:
-        """Stock arrives (devices delivered, seats bought); backorders are filled from it."""
+    async def add_stock(pool: str, body: NewUnits, caller: CallerDep) -> dict[str, int]:
+        """Stock arrives (devices delivered, seats bought); backorders are filled from it.
+        Pools serve every tenant: an operator's (admin's) act."""
+        if "admin" not in caller.roles:
+            raise ProblemError(403, "Only an admin may add stock")
         async with runtime.transaction() as session:
             added = await repository.add_units(session, pool=pool, units=body.units)
         return {"added": added}

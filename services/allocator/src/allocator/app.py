@@ -7,10 +7,11 @@ import json
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from allocator import api, backorders, handlers, models, repository
 from allocator.settings import Settings
+from apikeys import bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 
@@ -35,9 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await repository.sync_quotas(session, organisation)
         await repository.sync_units(session, organisation)
 
+    identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
+    runtime.add_cleanup(identity_engine.dispose)
+    authenticate = bearer_auth(async_sessionmaker(identity_engine))
     return create_service_app(
         runtime,
         title="allocator",
-        routers=[api.create_router(runtime, catalog)],
+        routers=[api.create_router(runtime, catalog, authenticate)],
         prepare=prepare,
     )

@@ -14,6 +14,7 @@ class PoolServer(BaseModel):
 
 class Settings(ServiceSettings):
     service_name: str = "allocator"
+    identity_database_url: str
     # JSON in SERVER_POOL: which target servers exist and how much of each item they can hold.
     server_pool: list[PoolServer] = [
         PoolServer(id="pg-local", capacity={"postgres_database": 200, "postgres_schema": 100_000})

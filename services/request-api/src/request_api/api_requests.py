@@ -51,7 +51,7 @@ def create_router(
 
     @router.post("/requests", status_code=202)
     async def submit_request(
-        body: NewRequest, caller: CallerDep, dry_run: bool = False
+        body: NewRequest, caller: CallerDep, http: Request, dry_run: bool = False
     ) -> JSONResponse:
         """Accepts a request (202); with `dry_run=true`, answers at once (200) with the
         decision it would get, its quota and cost, and reserves nothing."""
@@ -65,8 +65,8 @@ def create_router(
                 catalog,
                 item,
                 body.parameters,
-                tenant=caller.tenant,
                 roles=caller.roles,
+                authorization=http.headers["authorization"],
                 allocator=allocator,
             )
             return JSONResponse(answer)

@@ -19,10 +19,12 @@ async def plan(
     item: CatalogItem,
     parameters: dict[str, Any],
     *,
-    tenant: str,
     roles: tuple[str, ...],
+    authorization: str,
     allocator: httpx.AsyncClient,
 ) -> dict[str, Any]:
+    """The decision a request would get. The allocator is asked with the caller's own key,
+    so it answers for the caller's tenant and nobody else's."""
     answer: dict[str, Any] = {
         "dry_run": True,
         "catalog_item": item.name,
@@ -42,7 +44,8 @@ async def plan(
     try:
         response = await allocator.post(
             "/internal/plan",
-            json={"catalog_item": item.name, "tenant": tenant, "parameters": parameters},
+            json={"catalog_item": item.name, "parameters": parameters},
+            headers={"Authorization": authorization},
         )
         response.raise_for_status()
     except httpx.HTTPError as error:
