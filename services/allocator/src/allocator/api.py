@@ -4,7 +4,7 @@ arriving in a pool. Both want an API key: the plan is the caller's tenant's, sto
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from allocator import repository
@@ -22,10 +22,16 @@ class PlanQuery(BaseModel):
     parameters: dict[str, Any] = {}
 
 
+# A pool's or unit's name: printable text (PostgreSQL cannot even store NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
 class NewUnits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    units: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(max_length=10_000)
+    units: list[Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]] = Field(
+        max_length=10_000
+    )
 
 
 def create_router(
@@ -50,7 +56,11 @@ def create_router(
         return found.public(item.allocation)
 
     @router.post("/pools/{pool}/units")
-    async def add_stock(pool: str, body: NewUnits, caller: CallerDep) -> dict[str, int]:
+    async def add_stock(
+        pool: Annotated[str, Path(max_length=100, pattern=PRINTABLE)],
+        body: NewUnits,
+        caller: CallerDep,
+    ) -> dict[str, int]:
         """Stock arrives (devices delivered, seats bought); backorders are filled from it.
         Pools serve every tenant: an operator's (admin's) act."""
         if "admin" not in caller.roles:
