@@ -156,6 +156,29 @@ async def test_an_admin_never_reaches_another_tenants_key(platform: Platform):
     assert await works(platform.stack, theirs["secret"]) == 200
 
 
+async def test_the_operator_issues_a_new_tenants_first_admin_and_nobody_else_can(
+    platform: Platform,
+):
+    tenant = f"new-{uuid.uuid4().hex[:8]}"
+    first = await new_key(platform, name="first-admin", roles=["admin"], tenant=tenant)
+    assert first["tenant"] == tenant
+    async with holding(platform.stack, first["secret"]) as theirs:
+        # That admin runs its own tenant, but is no operator: neither another tenant's key
+        # nor the operator's scope is theirs to give.
+        own = await theirs.post("/v1/keys", json={"name": "ci", "roles": ["requester"]})
+        assert own.status_code == 201 and own.json()["tenant"] == tenant
+        for body in (
+            {"name": "x", "roles": ["admin"], "tenant": "default"},
+            {"name": "x", "roles": ["admin"], "scopes": ["platform"]},
+        ):
+            refused = await theirs.post("/v1/keys", json=body)
+            assert refused.status_code == 403, refused.text
+        assert [k["tenant"] for k in (await theirs.get("/v1/keys")).json()["items"]] == [
+            tenant,
+            tenant,
+        ]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -163,7 +186,7 @@ async def test_an_admin_never_reaches_another_tenants_key(platform: Platform):
         {"name": "x", "roles": []},
         {"name": "x", "roles": ["requester"], "rate_limit": "fast"},
         {"name": "x", "roles": ["requester"], "expires_at": "2020-01-01T00:00:00Z"},
-        {"name": "x", "roles": ["requester"], "tenant": "finance"},
+        {"name": "x", "roles": ["requester"], "tenant": "Not A Tenant"},
         {"name": "", "roles": ["requester"]},
     ],
 )

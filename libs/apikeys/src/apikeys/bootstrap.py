@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from apikeys.store import create_key, ensure_schema, verify_key
 
 ADMIN_KEY_NAME = "bootstrap-admin"
-ADMIN_SCOPES = ["admin"]
+# `platform`: the installation's operator, who may also issue the first key of a new tenant.
+ADMIN_SCOPES = ["admin", "platform"]
 
 
 async def ensure_admin_key(identity_database_url: str, current: str | None) -> str:
@@ -42,11 +43,12 @@ async def ensure_key(
         async with AsyncSession(engine) as session, session.begin():
             if current:
                 key = await verify_key(session, current)
-                if key is not None and (key.name, key.tenant, sorted(key.roles)) == (
-                    name,
-                    tenant,
-                    sorted(roles),
-                ):
+                if key is not None and (
+                    key.name,
+                    key.tenant,
+                    sorted(key.roles),
+                    sorted(key.scopes),
+                ) == (name, tenant, sorted(roles), sorted(scopes)):
                     return current
             return await create_key(session, name=name, scopes=scopes, tenant=tenant, roles=roles)
     finally:

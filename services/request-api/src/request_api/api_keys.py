@@ -25,6 +25,10 @@ Principal = Annotated[
     StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]*$"),
 ]
 Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,49}$")]
+Tenant = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
+# The operator's scope: it issues keys for any tenant (a new tenant's first admin), and only
+# a key that has it may give it.
+PLATFORM = "platform"
 # An answer holding a secret must not be kept by a cache, nor replayed for an
 # Idempotency-Key: the secret is shown once.
 NO_STORE = "no-store"
@@ -35,6 +39,8 @@ class NewKey(BaseModel):
 
     # The principal the key acts as: a person or a system of the admin's tenant.
     name: Principal
+    # Another tenant than the admin's own: only with the `platform` scope.
+    tenant: Tenant | None = None
     roles: list[Role] = Field(min_length=1, max_length=4)
     scopes: list[Scope] = Field(default_factory=lambda: ["requests"], max_length=20)
     expires_at: AwareDatetime | None = None
@@ -114,13 +120,22 @@ def create_router(
 
     @router.post("", status_code=201)
     async def create_key(body: NewKey, caller: AdminDep, response: Response) -> IssuedKey:
-        """A new key for a principal of the admin's tenant. The secret is in this answer only."""
+        """A new key for a principal of the admin's tenant (or, for the platform's operator,
+        of any tenant). The secret is in this answer only."""
+        tenant = body.tenant or caller.tenant
+        operator = PLATFORM in caller.scopes
+        if (tenant != caller.tenant or PLATFORM in body.scopes) and not operator:
+            raise ProblemError(
+                403,
+                "Only the platform's operator may do this",
+                "Keys for another tenant, and the `platform` scope, are the operator's.",
+            )
         async with identity_transaction(identity) as session:
             key, secret = await keys.issue_key(
                 session,
                 name=body.name,
                 scopes=list(dict.fromkeys(body.scopes)),
-                tenant=caller.tenant,
+                tenant=tenant,
                 roles=list(dict.fromkeys(body.roles)),
                 expires_at=body.expires_at,
                 rate_limit=body.rate_limit,
