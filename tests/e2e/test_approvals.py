@@ -280,3 +280,25 @@ async def test_a_request_cancelled_while_it_waits_ends_at_once(platform: Platfor
     assert await in_inbox(ann, request_id, "peer_review") is None
     late = await ann.decide(stage["id"], "approve", **JUSTIFIED)
     assert late.status_code == 409
+
+
+async def test_the_inbox_pages_with_a_cursor(platform: Platform, hire: Hire):
+    rita, ann = await hire("requester"), await hire("approver")
+    mine = [await request_big_vm(platform, rita) for _ in range(3)]
+    await eventually(lambda: in_inbox(ann, mine[-1], "peer_review"))
+    seen: list[str] = []
+    cursor = None
+    for _ in range(50):
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await ann.api.get("/v1/approvals", params=params)).json()
+        assert len(page["items"]) <= 2
+        seen += [item["request_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen))
+    assert set(mine) <= set(seen)
+    bad = await ann.api.get("/v1/approvals", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422
+    for request_id in mine:
+        await rita.api.post(f"/v1/requests/{request_id}/cancel")

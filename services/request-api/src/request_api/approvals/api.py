@@ -2,10 +2,11 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from apikeys import Caller
 from catalog import Catalog
@@ -14,10 +15,12 @@ from events.http import ProblemError
 from request_api.api_common import Decision
 from request_api.approvals import repository, rules, workflow
 from request_api.approvals.models import PENDING, ApprovalDecision, ApprovalStageRow
+from request_api.search import pages
 from request_api.tenancy import tenant_transaction
 
-# The inbox reads this many of the tenant's stages before keeping the caller's.
-INBOX_WINDOW = 500
+# The inbox reads the tenant's stages in batches of this many, keeping those the caller may
+# decide (eligibility is the stage's own rule, decided in Python), until a page is full.
+INBOX_BATCH = 200
 
 Status = Literal["pending", "approved", "denied", "withdrawn"]
 
@@ -31,20 +34,51 @@ def create_router(
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
     @router.get("")
-    async def inbox(caller: CallerDep, status: Status = "pending") -> dict[str, Any]:
+    async def inbox(
+        caller: CallerDep,
+        status: Status = "pending",
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=pages.MAX_CURSOR_LENGTH)] = None,
+    ) -> dict[str, Any]:
         """Stages the caller may decide (pending: those still waiting for their decision),
         never of their own requests."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
-            rows = await repository.stages_in(
-                session,
-                tenant=caller.tenant,
-                status=status,
-                not_requested_by=caller.name,
-                limit=INBOX_WINDOW,
+        try:
+            position = (
+                pages.decode_cursor(cursor, repository.NEWEST_FIRST, datetime) if cursor else None
             )
-            decisions = await repository.decisions_on(session, [row.id for row in rows])
-        mine = [row for row in rows if _in_inbox(row, decisions, caller)]
-        return {"items": [_present(row, decisions) for row in mine]}
+        except pages.PageProblem as problem:
+            raise ProblemError(
+                422,
+                "Invalid request",
+                str(problem),
+                errors=[{"field": "query.cursor", "message": str(problem)}],
+            ) from problem
+        page: list[dict[str, Any]] = []
+        last: pages.Position | None = None
+        exhausted = False
+        async with tenant_transaction(runtime, caller.tenant) as session:
+            while len(page) < limit and not exhausted:
+                rows = await repository.stages_in(
+                    session,
+                    tenant=caller.tenant,
+                    status=status,
+                    not_requested_by=caller.name,
+                    limit=INBOX_BATCH,
+                    after=position,
+                )
+                exhausted = len(rows) < INBOX_BATCH
+                decisions = await repository.decisions_on(session, [row.id for row in rows])
+                for row in rows:
+                    position = pages.Position(row.opened_at, row.id)
+                    if _in_inbox(row, decisions, caller):
+                        page.append(_present(row, decisions))
+                        last = position
+                        if len(page) == limit:
+                            break
+        next_cursor = None
+        if len(page) == limit and last is not None:
+            next_cursor = pages.encode_cursor(repository.NEWEST_FIRST, last)
+        return {"items": page, "next_cursor": next_cursor}
 
     @router.get("/{approval_id}")
     async def get_approval(approval_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:

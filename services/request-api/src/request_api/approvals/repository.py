@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from request_api.approvals.models import PENDING, ApprovalDecision, ApprovalStageRow
 from request_api.models import ProvisioningRequest
+from request_api.search import pages
+from request_api.search.pages import Position
+
+# The inbox's order: newest stage first, then by id.
+NEWEST_FIRST = pages.Sort("opened_at", descending=True)
+_KEYSET = (ApprovalStageRow.opened_at.expression, ApprovalStageRow.id.expression)
 
 
 def add_stage(session: AsyncSession, stage: ApprovalStageRow) -> ApprovalStageRow:
@@ -55,20 +61,29 @@ async def pending_stage_of_request(
 
 
 async def stages_in(
-    session: AsyncSession, *, tenant: str, status: str, not_requested_by: str, limit: int
+    session: AsyncSession,
+    *,
+    tenant: str,
+    status: str,
+    not_requested_by: str,
+    limit: int,
+    after: Position | None = None,
 ) -> list[ApprovalStageRow]:
-    """Stages of the tenant in `status`, newest first, leaving out the caller's own requests.
-    Pending ones only while their request still waits for approval."""
+    """Stages of the tenant in `status`, newest first (after `after`, a keyset position),
+    leaving out the caller's own requests. Pending ones only while their request still waits
+    for approval."""
     query = select(ApprovalStageRow).where(
         ApprovalStageRow.tenant == tenant,
         ApprovalStageRow.status == status,
         ApprovalStageRow.requester != not_requested_by,
     )
+    if after is not None:
+        query = query.where(pages.after(after, NEWEST_FIRST, *_KEYSET))
     if status == PENDING:
         query = query.join(
             ProvisioningRequest, ProvisioningRequest.id == ApprovalStageRow.request_id
         ).where(*_still_awaiting())
-    query = query.order_by(ApprovalStageRow.opened_at.desc()).limit(limit)
+    query = query.order_by(*pages.order(NEWEST_FIRST, *_KEYSET)).limit(limit)
     return list((await session.scalars(query)).all())
 
 
