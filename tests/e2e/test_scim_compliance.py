@@ -5,6 +5,7 @@ replace, errors)."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -62,5 +63,8 @@ def test_scim2_tester_finds_no_failure(stack: Stack) -> None:
         for r in results
         if r.status not in PASSING
     ]
+    print("scim2-tester:", dict(Counter(r.status.name for r in results)))
+    for skipped in (r for r in results if r.status == Status.SKIPPED):
+        print(f"  skipped: {skipped.title} [{skipped.resource_type}]: {skipped.reason}")
     assert len(results) > 50, results
     assert failures == [], "\n".join(failures)
