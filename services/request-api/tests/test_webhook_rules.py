@@ -127,7 +127,8 @@ def _subscription(patterns: list[str], *, tenant: str = "engineering") -> Webhoo
         url="https://example.com",
         event_types=patterns,
         enabled=True,
-        secret="whsec_x",
+        secret_nonce=b"",
+        secret_sealed=b"",
         created_by="ops",
         created_at=NOW - timedelta(minutes=1),
     )

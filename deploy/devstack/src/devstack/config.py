@@ -65,6 +65,8 @@ class StackConfig:
     # by default); the tests fail targets on purpose and wait less.
     target_timeout_s: float = 10.0
     target_retry_backoff_s: float = 1.0
+    # The audience of the test identity provider's access tokens (the receiver plays the IdP).
+    oauth_audience: str = "provisioning-api"
 
     @classmethod
     def default(cls, repo: Path) -> StackConfig:
@@ -147,6 +149,22 @@ class StackConfig:
     @property
     def webhook_key_file(self) -> Path:
         return self.secrets_dir / "webhooks.key"
+
+    @property
+    def idp_private_key_file(self) -> Path:
+        return self.secrets_dir / "idp-signing-key.pem"
+
+    @property
+    def idp_jwks_file(self) -> Path:
+        return self.secrets_dir / "idp-jwks.json"
+
+    @property
+    def oauth_issuer(self) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}/idp"
+
+    @property
+    def oauth_jwks_url(self) -> str:
+        return f"{self.oauth_issuer}/jwks.json"
 
     @property
     def admin_key_file(self) -> Path:

@@ -9,6 +9,9 @@ change nothing. Revisions count the changes to each assignment or device, so a c
 a state it has seen from one it has not.
 
 The unsigned `/_test/...` routes list every delivery and make a system fail or hang.
+
+It also plays an identity provider for OAuth2 access tokens: `/idp/jwks.json` serves the public
+keys whose private half devstack keeps in its secrets (tests and developers sign with it).
 """
 
 from __future__ import annotations
@@ -353,8 +356,11 @@ def _invalid(error: ValidationError) -> Outcome:
     return Outcome(422, {"detail": detail}, "invalid")
 
 
-def create_app(state_dir: Path, secrets: Mapping[str, str]) -> FastAPI:
-    """The receiver keeping its state in `state_dir`; `secrets` by system (whsec_...)."""
+def create_app(
+    state_dir: Path, secrets: Mapping[str, str], jwks_file: Path | None = None
+) -> FastAPI:
+    """The receiver keeping its state in `state_dir`; `secrets` by system (whsec_...); the
+    identity provider's public keys in `jwks_file`."""
     receiver = Receiver(State.load(state_dir / "state.json"), secrets)
     app = FastAPI(title="webhook receiver (licence vendor, MDM)")
 
@@ -398,6 +404,14 @@ def create_app(state_dir: Path, secrets: Mapping[str, str]) -> FastAPI:
 
         return await receiver.call(request, "mdm", read, is_event=False)
 
+    @app.get("/idp/jwks.json")
+    async def jwks() -> JSONResponse:
+        # Read at every call, so a new key pair is served without a restart.
+        keys = await asyncio.to_thread(_read_jwks, jwks_file)
+        if keys is None:
+            return JSONResponse({"detail": "no identity provider keys"}, status_code=404)
+        return JSONResponse(keys)
+
     @app.get("/_test/deliveries")
     async def deliveries() -> list[dict[str, Any]]:
         return receiver.state.deliveries
@@ -415,13 +429,19 @@ def create_app(state_dir: Path, secrets: Mapping[str, str]) -> FastAPI:
     return app
 
 
+def _read_jwks(path: Path | None) -> Any:
+    return json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
 def create_app_from_env() -> FastAPI:
-    """For `uvicorn --factory`: RECEIVER_STATE_DIR, and RECEIVER_SECRET_FILES as JSON
-    {system: path} (paths, so the secrets stay out of the environment and the command line)."""
+    """For `uvicorn --factory`: RECEIVER_STATE_DIR, RECEIVER_SECRET_FILES as JSON
+    {system: path} (paths, so the secrets stay out of the environment and the command line),
+    and RECEIVER_JWKS_FILE if it plays the identity provider."""
     state_dir = Path(os.environ["RECEIVER_STATE_DIR"])
     files = json.loads(os.environ["RECEIVER_SECRET_FILES"])
     secrets = {system: Path(files[system]).read_text().strip() for system in SYSTEMS}
-    return create_app(state_dir, secrets)
+    jwks_file = os.environ.get("RECEIVER_JWKS_FILE")
+    return create_app(state_dir, secrets, Path(jwks_file) if jwks_file else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,6 +476,7 @@ def start(config: StackConfig) -> str:
             **os.environ,
             "RECEIVER_STATE_DIR": str(config.receiver_dir),
             "RECEIVER_SECRET_FILES": json.dumps(files),
+            "RECEIVER_JWKS_FILE": str(config.idp_jwks_file),
             "PYTHONUNBUFFERED": "1",
         }
         spawn(

@@ -63,6 +63,10 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
     }
     if name in USES_IDENTITY:
         env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(config, "identity")
+        # Access tokens of the receiver playing an identity provider are accepted too.
+        env["OAUTH_ISSUER"] = config.oauth_issuer
+        env["OAUTH_AUDIENCE"] = config.oauth_audience
+        env["OAUTH_JWKS_URL"] = config.oauth_jwks_url
     if name == "request-api":
         env["DEPLOYER_URL"] = url(config, "deployer")
         env["ALLOCATOR_URL"] = url(config, "allocator")

@@ -54,6 +54,7 @@ class Stack:
         """Everything, idempotently: what runs is left alone, what is missing is started."""
         self.start_infrastructure(fresh=fresh)
         keys.ensure_sealing_keys(self.config)
+        keys.ensure_idp_key(self.config)
         keys.ensure_admin_key(self.config)
         keys.ensure_people_keys(self.config)
         with self._timed("targets"):

@@ -28,7 +28,7 @@ class Problem(BaseModel):
 # What any operation may answer besides its success, with the title of a typical instance.
 PROBLEMS: dict[int, tuple[str, str]] = {
     400: ("The request is malformed (JSON, header or query syntax)", "Malformed JSON"),
-    401: ("No valid API key", "Invalid API key"),
+    401: ("No valid API key or token", "Invalid bearer token"),
     403: ("The caller's role does not allow this", "Only an admin may do this"),
     404: ("Not found, or not the caller's tenant's", "Request not found"),
     409: ("The object is not in a state that allows this", "Request cannot be cancelled"),

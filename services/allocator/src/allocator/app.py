@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from allocator import api, backorders, handlers, models, repository
 from allocator.settings import Settings
-from apikeys import bearer_auth
+from apikeys import OAuthSettings, bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
-    authenticate = bearer_auth(async_sessionmaker(identity_engine))
+    authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
     return create_service_app(
         runtime,
         title="allocator",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from apikeys import bearer_auth
+from apikeys import OAuthSettings, bearer_auth
 from auditor import api, handlers, models
 from auditor.settings import Settings
 from events import ServiceRuntime, create_service_app
@@ -16,5 +16,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, metadata=[models.Base.metadata], routers=[handlers.router])
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
-    router = api.create_router(runtime, bearer_auth(async_sessionmaker(identity_engine)))
+    authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
+    router = api.create_router(runtime, authenticate)
     return create_service_app(runtime, title="auditor", routers=[router])

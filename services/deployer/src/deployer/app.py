@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from apikeys import bearer_auth
+from apikeys import OAuthSettings, bearer_auth
 from catalog import load_catalog
 from deployer import api, handlers, models, upkeep
 from deployer.drivers import Driver, Drivers
@@ -71,6 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         runtime,
         title="deployer",
-        routers=[api.create_router(runtime, cipher, bearer_auth(identity))],
+        routers=[api.create_router(runtime, cipher, bearer_auth(identity, OAuthSettings()))],
     )
     return app

@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from apikeys import bearer_auth
+from apikeys import OAuthSettings, bearer_auth
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 from events.sealing import SecretCipher
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     activity = ActivitySignal(runtime.engine)
     runtime.add_cleanup(activity.close)
     identity = async_sessionmaker(identity_engine)
-    authenticate = bearer_auth(identity)
+    authenticate = bearer_auth(identity, OAuthSettings())
     # Every /v1 route authenticates, then counts against the caller's limits.
     authenticate_within_limits = limits.within_limits(
         authenticate, limits.Limits(runtime, settings)
