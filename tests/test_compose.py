@@ -296,6 +296,8 @@ def test_deployer_can_reach_every_server_of_the_allocator_pool(
     [
         ("deployer", "CREDENTIALS_KEY_FILE", "--credentials-key-file"),
         ("request-api", "WEBHOOK_KEY_FILE", "--webhook-key-file"),
+        ("auditor", "CHAIN_KEY_FILE", "--audit-chain-key-file"),
+        ("auditor", "SIGNING_KEY_FILE", "--audit-signing-key-file"),
     ],
 )
 def test_services_read_the_sealing_key_the_secrets_job_writes(

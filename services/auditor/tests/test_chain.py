@@ -1,32 +1,56 @@
-from auditor.chain import GENESIS, ChainedRecord, record_hash, verify
+import dataclasses
+
+from auditor.chain import GENESIS, ChainedRecord, leaf_of, link, verify
+
+KEY = bytes(range(32))
 
 
-def build(contents):
+def build(contents, key=KEY):
     records, prev = [], GENESIS
     for seq, content in enumerate(contents, start=1):
-        digest = record_hash(prev, content)
-        records.append(ChainedRecord(seq, content, prev, digest))
+        leaf = leaf_of(content)
+        digest = link(key, prev, leaf)
+        records.append(ChainedRecord(seq, content, leaf, prev, digest))
         prev = digest
     return records
 
 
 def test_an_untouched_chain_verifies():
-    verdict = verify(build([{"n": 1}, {"n": 2}, {"n": 3}]))
+    verdict = verify(build([{"n": 1}, {"n": 2}, {"n": 3}]), KEY)
     assert verdict.ok and verdict.records == 3
 
 
 def test_an_edited_record_is_located():
     records = build([{"n": 1}, {"n": 2}, {"n": 3}])
-    records[1] = ChainedRecord(2, {"n": 20}, records[1].prev_hash, records[1].hash)
-    verdict = verify(records)
+    records[1] = dataclasses.replace(records[1], content={"n": 20})
+    verdict = verify(records, KEY)
     assert not verdict.ok and verdict.broken_at == 2
+
+
+def test_an_edit_with_a_recomputed_leaf_still_fails_the_keyed_link():
+    records = build([{"n": 1}, {"n": 2}, {"n": 3}])
+    records[1] = dataclasses.replace(records[1], content={"n": 20}, leaf=leaf_of({"n": 20}))
+    verdict = verify(records, KEY)
+    assert not verdict.ok and verdict.broken_at == 2 and "key" in (verdict.reason or "")
 
 
 def test_a_removed_record_is_located():
     records = build([{"n": 1}, {"n": 2}, {"n": 3}])
-    verdict = verify([records[0], records[2]])
+    verdict = verify([records[0], records[2]], KEY)
     assert not verdict.ok and verdict.broken_at == 3
 
 
+def test_two_swapped_records_are_located():
+    records = build([{"n": 1}, {"n": 2}, {"n": 3}])
+    verdict = verify([records[0], records[2], records[1]], KEY)
+    assert not verdict.ok and verdict.broken_at == 3
+
+
+def test_a_chain_rebuilt_without_the_key_does_not_verify():
+    forged = build([{"n": 1}, {"n": 2}], key=bytes(32))
+    verdict = verify(forged, KEY)
+    assert not verdict.ok and verdict.broken_at == 1
+
+
 def test_canonical_json_ignores_key_order():
-    assert record_hash(GENESIS, {"a": 1, "b": 2}) == record_hash(GENESIS, {"b": 2, "a": 1})
+    assert leaf_of({"a": 1, "b": 2}) == leaf_of({"b": 2, "a": 1})

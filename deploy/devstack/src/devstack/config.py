@@ -65,6 +65,9 @@ class StackConfig:
     # by default); the tests fail targets on purpose and wait less.
     target_timeout_s: float = 10.0
     target_retry_backoff_s: float = 1.0
+    # The auditor seals its records into a signed checkpoint every so many records or seconds.
+    audit_checkpoint_every_records: int = 1000
+    audit_checkpoint_every_s: float = 60.0
     # The audience of the test identity provider's access tokens (the receiver plays the IdP).
     oauth_audience: str = "provisioning-api"
 
@@ -116,6 +119,8 @@ class StackConfig:
             retention_cap_s=3.0,  # an account's 30-day retention, watched in seconds
             target_timeout_s=5.0,
             target_retry_backoff_s=0.3,
+            audit_checkpoint_every_records=100,
+            audit_checkpoint_every_s=1.0,
         )
 
     @property
@@ -149,6 +154,19 @@ class StackConfig:
     @property
     def webhook_key_file(self) -> Path:
         return self.secrets_dir / "webhooks.key"
+
+    @property
+    def audit_chain_key_file(self) -> Path:
+        return self.secrets_dir / "audit-chain.key"
+
+    @property
+    def audit_signing_key_file(self) -> Path:
+        return self.secrets_dir / "audit-signing-key.pem"
+
+    @property
+    def audit_checkpoint_file(self) -> Path:
+        # Outside the audit database, on purpose: what a rewrite of the database cannot reach.
+        return self.root / "audit" / "checkpoints.jsonl"
 
     @property
     def idp_private_key_file(self) -> Path:
@@ -223,4 +241,5 @@ class StackConfig:
             self.kafka_properties,
             self.ldap_dir,
             self.receiver_dir,
+            self.audit_checkpoint_file.parent,
         ]

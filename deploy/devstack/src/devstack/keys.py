@@ -12,7 +12,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import RSAAlgorithm
 
 from apikeys import bootstrap
@@ -23,8 +23,25 @@ from devstack.proc import StackError, run_async
 
 def ensure_sealing_keys(config: StackConfig) -> None:
     """The deployer's key for generated credentials, the request-api's for webhook secrets."""
-    for key_file in (config.credentials_key_file, config.webhook_key_file):
+    for key_file in (
+        config.credentials_key_file,
+        config.webhook_key_file,
+        config.audit_chain_key_file,
+    ):
         ensure_sealing_key(config, key_file)
+
+
+def ensure_audit_signing_key(config: StackConfig) -> Path:
+    """The auditor's Ed25519 key for checkpoints (mode 600), created once."""
+    key_file = config.audit_signing_key_file
+    if not key_file.exists():
+        pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        bootstrap.write_private(key_file, pem.decode())
+    return key_file
 
 
 def ensure_sealing_key(config: StackConfig, key_file: Path) -> Path:

@@ -87,6 +87,12 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
             env["APPROVAL_TIME_CAP_S"] = str(config.approval_time_cap_s)
     if config.inject_faults and name in FAULT_POINTS:
         env["INJECT_FAULTS"] = json.dumps(FAULT_POINTS[name])
+    if name == "auditor":
+        env["CHAIN_KEY_FILE"] = str(config.audit_chain_key_file)
+        env["SIGNING_KEY_FILE"] = str(config.audit_signing_key_file)
+        env["CHECKPOINT_FILE"] = str(config.audit_checkpoint_file)
+        env["CHECKPOINT_EVERY_RECORDS"] = str(config.audit_checkpoint_every_records)
+        env["CHECKPOINT_EVERY_S"] = str(config.audit_checkpoint_every_s)
     if name == "deployer":
         target = {
             "admin_dsn": postgres.dsn(config, "postgres"),

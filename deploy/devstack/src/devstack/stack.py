@@ -55,6 +55,7 @@ class Stack:
         self.start_infrastructure(fresh=fresh)
         keys.ensure_sealing_keys(self.config)
         keys.ensure_idp_key(self.config)
+        keys.ensure_audit_signing_key(self.config)
         keys.ensure_admin_key(self.config)
         keys.ensure_people_keys(self.config)
         with self._timed("targets"):

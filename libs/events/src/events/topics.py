@@ -26,7 +26,13 @@ def dead_letter_topic(service: str) -> str:
     return f"deadletter.{service}"
 
 
-ALL_TOPICS = EVENT_TOPICS + tuple(dead_letter_topic(service) for service in SERVICES)
+# The auditor's signed checkpoints: documents, not events of a request, kept outside its
+# database (nobody consumes them in the pipeline; verifiers read them).
+AUDIT_CHECKPOINTS = "audit.checkpoints"
+
+ALL_TOPICS = (
+    EVENT_TOPICS + tuple(dead_letter_topic(service) for service in SERVICES) + (AUDIT_CHECKPOINTS,)
+)
 
 
 async def ensure_topics(

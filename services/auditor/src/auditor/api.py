@@ -1,22 +1,46 @@
-"""Routes of the auditor: a request's history, and a check of the whole chain."""
+"""Routes of the auditor: a request's history; verification of the whole record; a record's
+inclusion proof against its signed checkpoint; an export for offline verification."""
 
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import PlainTextResponse
 
 from apikeys import Caller
-from auditor import chain, repository
+from auditor import merkle, repository, sealing, verification
+from auditor.models import AuditRecord
 from events import ServiceRuntime
 from events.http import ProblemError
 
+# An export is a range of records: bounded, so that one call cannot hold the database.
+MAX_EXPORT = 10_000
+# Sequence numbers are PostgreSQL bigints.
+Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
+SeqQuery = Annotated[int, Query(ge=1, le=2**63 - 1)]
+
 
 def create_router(
-    runtime: ServiceRuntime, authenticate: Callable[[Request], Awaitable[Caller]]
+    runtime: ServiceRuntime,
+    authenticate: Callable[[Request], Awaitable[Caller]],
+    *,
+    chain_key: bytes,
+    sealer: sealing.Sealer,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/audit")
     CallerDep = Annotated[Caller, Depends(authenticate)]
+    public_key = sealer.private_key.public_key()
+
+    def overseer(caller: CallerDep) -> Caller:
+        """The whole record (every tenant's) is checked and exported only by the operator's
+        admins and auditors; it answers where it breaks, never another tenant's data."""
+        if not {"admin", "auditor"} & set(caller.roles):
+            raise ProblemError(403, "Only an admin or an auditor may do this")
+        return caller
+
+    OverseerDep = Annotated[Caller, Depends(overseer)]
 
     @router.get("/requests/{request_id}")
     async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
@@ -25,36 +49,93 @@ def create_router(
             records = await repository.records_of_request(session, str(request_id))
         if not records:
             raise ProblemError(404, "No audit records for this request")
-        return {
-            "request_id": str(request_id),
-            "events": [
-                {
-                    "seq": r.seq,
-                    "event_id": str(r.event_id),
-                    "type": r.event_type,
-                    "source": r.source,
-                    "time": r.occurred_at.isoformat(),
-                    "recorded_at": r.recorded_at.isoformat(),
-                    "trace_id": r.trace_id,
-                    "data": r.envelope.get("data", {}),
-                    "hash": r.hash,
-                }
-                for r in records
-            ],
-        }
+        return {"request_id": str(request_id), "events": [_event(r) for r in records]}
 
     @router.get("/verify")
-    async def verify_chain(caller: CallerDep) -> dict[str, Any]:
-        """The whole chain, every tenant's records: it answers only whether and where it
-        breaks, and only to an admin or an auditor."""
-        if not {"admin", "auditor"} & set(caller.roles):
-            raise ProblemError(403, "Only an admin or an auditor may verify the chain")
+    async def verify(caller: OverseerDep) -> dict[str, Any]:
+        """The keyed chain over every record, then every checkpoint published outside the
+        database (the file) against the records it seals: where it breaks, if it does."""
         async with runtime.session_factory() as session:
-            records = [record async for record in repository.chain(session)]
-        verdict = chain.verify(records)
-        answer: dict[str, Any] = {"ok": verdict.ok, "records": verdict.records}
-        if not verdict.ok:
-            answer.update(broken_at_seq=verdict.broken_at, reason=verdict.reason)
-        return answer
+            return await verification.verify_all(
+                session,
+                chain_key=chain_key,
+                sealed=sealing.read_file(sealer.checkpoint_file),
+                public_key=public_key,
+            )
+
+    @router.get("/public-key", response_class=PlainTextResponse)
+    async def signing_public_key(_: CallerDep) -> str:
+        """The Ed25519 public key (PEM) that verifies checkpoints, for offline verifiers."""
+        pem = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem.decode()
+
+    @router.get("/checkpoints")
+    async def signed_checkpoints(_: OverseerDep) -> dict[str, Any]:
+        return {"items": [c.to_dict() for c in sealing.read_file(sealer.checkpoint_file)]}
+
+    @router.get("/records/{seq}/proof")
+    async def inclusion_proof(seq: Seq, caller: CallerDep) -> dict[str, Any]:
+        """The record, its checkpoint and its Merkle audit path: checkable offline with the
+        public key alone. A record of another tenant is not found."""
+        async with runtime.tenant_transaction(caller.tenant) as session:
+            record = await repository.get_record(session, seq)
+        if record is None:
+            raise ProblemError(404, "No such audit record")
+        async with runtime.session_factory() as session:
+            sealed = await repository.checkpoint_covering(session, seq)
+            if sealed is None:
+                raise ProblemError(409, "Not sealed yet", "Its checkpoint is still to come.")
+            leaves = await repository.leaves_between(session, sealed.first_seq, sealed.last_seq)
+        index = seq - sealed.first_seq
+        proof = merkle.inclusion_proof([bytes.fromhex(leaf) for _, leaf in leaves], index)
+        return {
+            "seq": seq,
+            "leaf": record.leaf,
+            "content": repository.content_of(record),
+            "index": index,
+            "proof": [node.hex() for node in proof],
+            "checkpoint": sealing.checkpoint_of(sealed).to_dict(),
+        }
+
+    @router.get("/export")
+    async def export(
+        _: OverseerDep,
+        first: SeqQuery = 1,
+        last: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    ) -> dict[str, Any]:
+        """Records `first`..`last` (at most 10 000) as the offline verifier reads them."""
+        last = last if last is not None else min(first + MAX_EXPORT - 1, 2**63 - 1)
+        if last < first or last - first >= MAX_EXPORT:
+            raise ProblemError(422, "Invalid range", f"first..last spans 1 to {MAX_EXPORT}.")
+        async with runtime.session_factory() as session:
+            rows = await repository.records_between(session, first, last)
+        return {
+            "records": [
+                {"seq": r.seq, "leaf": r.leaf, "content": repository.content_of(r)} for r in rows
+            ]
+        }
 
     return router
+
+
+def _event(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "event_id": str(record.event_id),
+        "type": record.event_type,
+        "source": record.source,
+        "time": record.occurred_at.isoformat(),
+        "recorded_at": record.recorded_at.isoformat(),
+        "trace_id": record.trace_id,
+        "actor": record.actor,
+        "on_behalf_of": record.on_behalf_of,
+        "step": record.step,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "before": record.before,
+        "after": record.after,
+        "data": record.envelope.get("data", {}),
+        "hash": record.hash,
+    }

@@ -1,21 +1,41 @@
-"""Auditor: keeps every event of every topic in an append-only, hash-chained history."""
+"""Auditor: keeps every event of every topic in an append-only history, chained under a key
+kept outside the database and sealed by signed Merkle checkpoints published outside it."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from apikeys import OAuthSettings, bearer_auth
-from auditor import api, handlers, models
+from auditor import api, chain, checkpoints, handlers, models
+from auditor.sealing import Sealer, SealPolicy
 from auditor.settings import Settings
 from events import ServiceRuntime, create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = ServiceRuntime(settings, metadata=[models.Base.metadata], routers=[handlers.router])
+    chain_key = chain.load_key(settings.chain_key_file)
+    sealer = Sealer(
+        private_key=checkpoints.load_private_key(settings.signing_key_file),
+        checkpoint_file=settings.checkpoint_file,
+        policy=SealPolicy(
+            every_records=settings.checkpoint_every_records,
+            every=timedelta(seconds=settings.checkpoint_every_s),
+        ),
+    )
+    runtime = ServiceRuntime(
+        settings,
+        metadata=[models.Base.metadata],
+        routers=[handlers.router],
+        deps=handlers.Deps(chain_key=chain_key),
+    )
+    # Rounds more often than the period, so a checkpoint is at most a round late.
+    runtime.add_periodic("checkpoints", min(1.0, settings.checkpoint_every_s), sealer.round)
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
     authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
-    router = api.create_router(runtime, authenticate)
+    router = api.create_router(runtime, authenticate, chain_key=chain_key, sealer=sealer)
     return create_service_app(runtime, title="auditor", routers=[router])

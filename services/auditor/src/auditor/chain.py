@@ -1,26 +1,43 @@
-"""The hash chain, pure: each record's hash covers its canonical JSON (RFC 8785) and the
-previous record's hash, so editing, removing or reordering a record breaks every hash after it."""
+"""The keyed hash chain, pure. Each record's leaf is the Merkle leaf hash of its canonical JSON
+(RFC 8785); its link is an HMAC-SHA256, under a key kept outside the database, of the previous
+link and its leaf. Editing, removing or reordering a record breaks every link after it, and
+whoever can write the database but lacks the key cannot forge links that verify."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import rfc8785
+from auditor import checkpoints
 
 GENESIS = "0" * 64
 
 
-def record_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + rfc8785.dumps(content)).hexdigest()
+def load_key(path: Path) -> bytes:
+    key = base64.b64decode(path.read_text().strip(), validate=True)
+    if len(key) != 32:
+        raise ValueError("the chain key must be 32 bytes")
+    return key
+
+
+def leaf_of(content: dict[str, Any]) -> str:
+    return checkpoints.content_leaf(content).hex()
+
+
+def link(key: bytes, prev_hash: str, leaf: str) -> str:
+    return hmac.new(key, bytes.fromhex(prev_hash) + bytes.fromhex(leaf), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
 class ChainedRecord:
     seq: int
     content: dict[str, Any]
+    leaf: str
     prev_hash: str
     hash: str
 
@@ -33,13 +50,22 @@ class Verdict:
     reason: str | None = None
 
 
-def verify(records: Iterable[ChainedRecord], *, expected_prev: str = GENESIS) -> Verdict:
+def verify(
+    records: Iterable[ChainedRecord], key: bytes, *, expected_prev: str = GENESIS
+) -> Verdict:
+    """The first record that does not follow, whose content does not match its leaf, or
+    whose link the key does not give."""
     count = 0
+    expected_seq: int | None = None
     for record in records:
+        if expected_seq is not None and record.seq != expected_seq:
+            return Verdict(False, count, record.seq, f"sequence jumps from {expected_seq - 1}")
         if record.prev_hash != expected_prev:
             return Verdict(False, count, record.seq, "does not follow the previous record")
-        if record_hash(record.prev_hash, record.content) != record.hash:
-            return Verdict(False, count, record.seq, "content does not match its hash")
-        expected_prev = record.hash
+        if leaf_of(record.content) != record.leaf:
+            return Verdict(False, count, record.seq, "content does not match its leaf")
+        if not hmac.compare_digest(link(key, record.prev_hash, record.leaf), record.hash):
+            return Verdict(False, count, record.seq, "link does not verify under the chain key")
+        expected_prev, expected_seq = record.hash, record.seq + 1
         count += 1
     return Verdict(True, count)

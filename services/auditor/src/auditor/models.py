@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, BigInteger, DateTime, Identity, MetaData, String, event, func
+from sqlalchemy import DDL, BigInteger, DateTime, Identity, MetaData, String, Table, event, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,28 +31,63 @@ class AuditRecord(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     trace_id: Mapped[str | None] = mapped_column(String(32))
+    # What the record says, derived from the event (auditor.facts): who did what to which
+    # request and resource, with what outcome and why, and the status before and after.
+    service: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    resource_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    step: Mapped[str] = mapped_column(String(50))
+    outcome: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(String(2000))
+    before: Mapped[str | None] = mapped_column(String(50))
+    after: Mapped[str | None] = mapped_column(String(50))
+    # The event as received, with anything named like a secret removed.
     envelope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The Merkle leaf hash of the record's canonical content, and its link in the keyed chain.
+    leaf: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
 
-# Append-only is the database's rule, not a convention: no UPDATE, DELETE or TRUNCATE.
-_APPEND_ONLY = (
-    """
-    CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger
+class Checkpoint(Base):
+    """A signed Merkle root over the records `first_seq`..`last_seq` (also published outside
+    the database: a Kafka topic and a file)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    last_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int]
+    root: Mapped[str] = mapped_column(String(64))
+    prev_root: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(200))
+
+
+# Append-only is the database's rule, not a convention: no UPDATE, DELETE or TRUNCATE, for
+# anyone short of a superuser who drops the triggers (which the checkpoints then reveal).
+_REFUSE = """
+    CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'audit_records is append-only (%% refused)', TG_OP;
+        RAISE EXCEPTION '%% is append-only (%% refused)', TG_TABLE_NAME, TG_OP;
     END $$
-    """,
-    """
-    CREATE TRIGGER audit_records_no_change BEFORE UPDATE OR DELETE ON audit_records
-        FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()
-    """,
-    """
-    CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
-        FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()
-    """,
-)
-for _statement in _APPEND_ONLY:
-    event.listen(AuditRecord.__table__, "after_create", DDL(_statement))  # type: ignore[no-untyped-call]
+"""
+
+
+def _append_only(table: Table) -> None:
+    for statement in (
+        _REFUSE,
+        f"CREATE TRIGGER {table.name}_no_change BEFORE UPDATE OR DELETE ON {table.name} "
+        "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+        f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {table.name} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+    ):
+        event.listen(table, "after_create", DDL(statement))  # type: ignore[no-untyped-call]
+
+
+_append_only(AuditRecord.__table__)  # type: ignore[arg-type]
+_append_only(Checkpoint.__table__)  # type: ignore[arg-type]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auditor.chain import GENESIS, ChainedRecord
-from auditor.models import AuditRecord
+from auditor.models import AuditRecord, Checkpoint
 
 CHAIN_LOCK = 0x0A0D_17C4
 _TAIL = "audit_chain_tail"
@@ -17,16 +18,33 @@ _TENANTS = "audit_tenants"
 
 
 def content_of(record: AuditRecord) -> dict[str, Any]:
-    """What the hash covers: everything about the record but its place in the chain."""
+    """What the leaf and the link cover: everything about the record but its place in the
+    chain (rebuilt from the row, so a verifier can recompute it)."""
     return {
         "event_id": str(record.event_id),
         "event_type": record.event_type,
         "source": record.source,
         "subject": record.subject,
-        "occurred_at": record.occurred_at.isoformat(),
+        "tenant": record.tenant,
+        "occurred_at": _utc(record.occurred_at),
+        "recorded_at": _utc(record.recorded_at),
         "trace_id": record.trace_id,
+        "service": record.service,
+        "actor": record.actor,
+        "on_behalf_of": record.on_behalf_of,
+        "request_id": record.request_id,
+        "resource_id": record.resource_id,
+        "step": record.step,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "before": record.before,
+        "after": record.after,
         "envelope": record.envelope,
     }
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 async def last_hash(session: AsyncSession) -> str:
@@ -90,5 +108,77 @@ async def chain(session: AsyncSession, page: int = 2000) -> AsyncIterator[Chaine
         if not rows:
             return
         for row in rows:
-            yield ChainedRecord(row.seq, content_of(row), row.prev_hash, row.hash)
+            yield ChainedRecord(row.seq, content_of(row), row.leaf, row.prev_hash, row.hash)
         after = rows[-1].seq
+
+
+async def last_checkpoint(session: AsyncSession) -> Checkpoint | None:
+    return await session.scalar(select(Checkpoint).order_by(Checkpoint.last_seq.desc()).limit(1))
+
+
+async def leaves_after(session: AsyncSession, seq: int, *, limit: int) -> list[tuple[int, str]]:
+    """(seq, leaf) of the records after `seq`, in order: what the next checkpoint seals."""
+    rows = await session.execute(
+        select(AuditRecord.seq, AuditRecord.leaf)
+        .where(AuditRecord.seq > seq)
+        .order_by(AuditRecord.seq)
+        .limit(limit)
+    )
+    return [(row.seq, row.leaf) for row in rows]
+
+
+async def oldest_recorded_after(session: AsyncSession, seq: int) -> datetime | None:
+    return await session.scalar(
+        select(AuditRecord.recorded_at)
+        .where(AuditRecord.seq > seq)
+        .order_by(AuditRecord.seq)
+        .limit(1)
+    )
+
+
+async def leaves_between(session: AsyncSession, first: int, last: int) -> list[tuple[int, str]]:
+    rows = await session.execute(
+        select(AuditRecord.seq, AuditRecord.leaf)
+        .where(AuditRecord.seq.between(first, last))
+        .order_by(AuditRecord.seq)
+    )
+    return [(row.seq, row.leaf) for row in rows]
+
+
+async def checkpoint_covering(session: AsyncSession, seq: int) -> Checkpoint | None:
+    return await session.scalar(
+        select(Checkpoint).where(Checkpoint.first_seq <= seq, Checkpoint.last_seq >= seq)
+    )
+
+
+async def get_record(session: AsyncSession, seq: int) -> AuditRecord | None:
+    return await session.get(AuditRecord, seq)
+
+
+async def records_between(session: AsyncSession, first: int, last: int) -> list[AuditRecord]:
+    return list(
+        (
+            await session.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.seq.between(first, last))
+                .order_by(AuditRecord.seq)
+            )
+        ).all()
+    )
+
+
+async def tail_seq(session: AsyncSession) -> int:
+    found = await session.scalar(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1))
+    return int(found or 0)
+
+
+async def checkpoints_after(session: AsyncSession, last_seq: int) -> list[Checkpoint]:
+    return list(
+        (
+            await session.scalars(
+                select(Checkpoint)
+                .where(Checkpoint.last_seq > last_seq)
+                .order_by(Checkpoint.last_seq)
+            )
+        ).all()
+    )
