@@ -1,6 +1,7 @@
 """Routes of the auditor: a request's history; verification of the whole record; a record's
 inclusion proof against its signed checkpoint; an export for offline verification."""
 
+import base64
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -8,9 +9,10 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime
 
 from apikeys import Caller
-from auditor import merkle, repository, sealing, verification
+from auditor import merkle, recording, repository, sealing, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
 from events.http import ProblemError
@@ -20,6 +22,8 @@ MAX_EXPORT = 10_000
 # Sequence numbers are PostgreSQL bigints.
 Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
 SeqQuery = Annotated[int, Query(ge=1, le=2**63 - 1)]
+# Printable text: PostgreSQL cannot even store NUL.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
 def create_router(
@@ -50,6 +54,55 @@ def create_router(
         if not records:
             raise ProblemError(404, "No audit records for this request")
         return {"request_id": str(request_id), "events": [_event(r) for r in records]}
+
+    @router.get("/records")
+    async def find_records(
+        caller: CallerDep,
+        request_id: uuid.UUID | None = None,
+        resource_id: uuid.UUID | None = None,
+        person: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+        event_type: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+        occurred_after: AwareDatetime | None = None,
+        occurred_before: AwareDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> dict[str, Any]:
+        """The tenant's records, oldest first, by request, resource, person (who acted or was
+        acted for), event type and time. An auditor or admin reads every record of the
+        tenant; anyone else only those they acted in or were acted for. The read itself is
+        recorded."""
+        overseer = bool({"admin", "auditor"} & set(caller.roles))
+        if not overseer and person not in (None, caller.name):
+            raise ProblemError(403, "Only an admin or an auditor reads another person's records")
+        query = {
+            "request_id": str(request_id) if request_id else None,
+            "resource_id": str(resource_id) if resource_id else None,
+            "person": person if overseer else caller.name,
+            "event_type": event_type,
+        }
+        async with runtime.tenant_transaction(caller.tenant) as session:
+            rows = await repository.find_records(
+                session,
+                **query,
+                occurred_after=occurred_after,
+                occurred_before=occurred_before,
+                after_seq=_after(cursor),
+                limit=limit,
+            )
+        async with runtime.transaction() as session:
+            await recording.append_read(
+                session,
+                chain_key,
+                reader=caller.name,
+                tenant=caller.tenant,
+                query={k: v for k, v in query.items() if v is not None},
+                returned=len(rows),
+            )
+        more = len(rows) == limit
+        return {
+            "items": [_event(r) for r in rows],
+            "next_cursor": _cursor(rows[-1].seq) if more else None,
+        }
 
     @router.get("/verify")
     async def verify(caller: OverseerDep) -> dict[str, Any]:
@@ -120,6 +173,24 @@ def create_router(
     return router
 
 
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{seq}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        seq = int(text.removeprefix("after:")) if text.startswith("after:") else -1
+    except (ValueError, UnicodeDecodeError):
+        seq = -1
+    if not 0 <= seq < 2**63:
+        errors = [{"field": "query.cursor", "message": "not a cursor this API made"}]
+        raise ProblemError(422, "Invalid request", "not a cursor this API made", errors=errors)
+    return seq
+
+
 def _event(record: AuditRecord) -> dict[str, Any]:
     return {
         "seq": record.seq,
@@ -129,6 +200,10 @@ def _event(record: AuditRecord) -> dict[str, Any]:
         "time": record.occurred_at.isoformat(),
         "recorded_at": record.recorded_at.isoformat(),
         "trace_id": record.trace_id,
+        "tenant": record.tenant,
+        "request_id": record.request_id,
+        "resource_id": record.resource_id,
+        "service": record.service,
         "actor": record.actor,
         "on_behalf_of": record.on_behalf_of,
         "step": record.step,

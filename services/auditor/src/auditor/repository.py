@@ -182,3 +182,34 @@ async def checkpoints_after(session: AsyncSession, last_seq: int) -> list[Checkp
             )
         ).all()
     )
+
+
+async def find_records(
+    session: AsyncSession,
+    *,
+    request_id: str | None = None,
+    resource_id: str | None = None,
+    person: str | None = None,
+    event_type: str | None = None,
+    occurred_after: datetime | None = None,
+    occurred_before: datetime | None = None,
+    after_seq: int = 0,
+    limit: int,
+) -> list[AuditRecord]:
+    """Records in sequence order after `after_seq`, narrowed by whichever filters are given.
+    The tenant is the transaction's (row-level security). A person is whoever acted or was
+    acted for."""
+    query = select(AuditRecord).where(AuditRecord.seq > after_seq)
+    if request_id is not None:
+        query = query.where(AuditRecord.request_id == request_id)
+    if resource_id is not None:
+        query = query.where(AuditRecord.resource_id == resource_id)
+    if person is not None:
+        query = query.where((AuditRecord.actor == person) | (AuditRecord.on_behalf_of == person))
+    if event_type is not None:
+        query = query.where(AuditRecord.event_type == event_type)
+    if occurred_after is not None:
+        query = query.where(AuditRecord.occurred_at >= occurred_after)
+    if occurred_before is not None:
+        query = query.where(AuditRecord.occurred_at < occurred_before)
+    return list((await session.scalars(query.order_by(AuditRecord.seq).limit(limit))).all())
