@@ -29,6 +29,7 @@ from auditor.models import AuditRecord
 from auditor.repository import content_of
 from devstack import postgres
 from devstack.stack import Stack
+from events.sealing import read_key
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ class Copy:
             async with AsyncSession(engine) as session:
                 return await verification.verify_all(
                     session,
-                    chain_key=chain.load_key(self.stack.config.audit_chain_key_file),
+                    chain_key=read_key(self.stack.config.audit_chain_key_file),
                     sealed=self.sealed,
                     public_key=public_key,
                 )
@@ -254,7 +255,7 @@ async def test_tampering_is_detected_and_located(
     where: str,
     offline_exact: bool,
 ):
-    CHAIN_KEY["key"] = chain.load_key(platform.stack.config.audit_chain_key_file)
+    CHAIN_KEY["key"] = read_key(platform.stack.config.audit_chain_key_file)
     copy = await copies()
     untouched = await copy.service_verdict(public_key)
     assert untouched["ok"] is True, untouched

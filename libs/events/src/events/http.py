@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# A name, key or filter taken from a caller: printable text (PostgreSQL cannot even store NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
 PROBLEM_TYPE_PREFIX = "urn:provisioning:problem:"

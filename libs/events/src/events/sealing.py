@@ -11,6 +11,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
+def read_key(path: Path) -> bytes:
+    """A 32-byte key kept in a file as base64 (the cipher's, the audit chain's)."""
+    key = base64.b64decode(path.read_text().strip(), validate=True)
+    if len(key) != 32:
+        raise ValueError(f"{path} does not hold a 32-byte key")
+    return key
+
+
 class SecretCipher:
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
@@ -19,7 +27,7 @@ class SecretCipher:
 
     @classmethod
     def from_key_file(cls, path: Path) -> SecretCipher:
-        return cls(base64.b64decode(path.read_text().strip()))
+        return cls(read_key(path))
 
     def encrypt(self, owner_id: uuid.UUID, secret: str) -> tuple[bytes, bytes]:
         """Returns (nonce, ciphertext); the owner's id (a resource, a subscription) is bound

@@ -12,7 +12,7 @@ from allocator.assessment import assess
 from apikeys import Caller
 from catalog import Catalog
 from events import ServiceRuntime
-from events.http import ProblemError
+from events.http import PRINTABLE, ProblemError
 
 
 class PlanQuery(BaseModel):
@@ -20,10 +20,6 @@ class PlanQuery(BaseModel):
 
     catalog_item: str = Field(max_length=100)
     parameters: dict[str, Any] = {}
-
-
-# A pool's or unit's name: printable text (PostgreSQL cannot even store NUL).
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
 class NewUnits(BaseModel):

@@ -15,15 +15,13 @@ from apikeys import Caller
 from auditor import merkle, recording, repository, sealing, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
-from events.http import ProblemError
+from events.http import PRINTABLE, ProblemError
 
 # An export is a range of records: bounded, so that one call cannot hold the database.
 MAX_EXPORT = 10_000
 # Sequence numbers are PostgreSQL bigints.
 Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
 SeqQuery = Annotated[int, Query(ge=1, le=2**63 - 1)]
-# Printable text: PostgreSQL cannot even store NUL.
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
 def create_router(

@@ -9,15 +9,16 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from apikeys import OAuthSettings, bearer_auth
-from auditor import api, chain, checkpoints, handlers, models
+from auditor import api, checkpoints, handlers, models
 from auditor.sealing import Sealer, SealPolicy
 from auditor.settings import Settings
 from events import ServiceRuntime, create_service_app
+from events.sealing import read_key
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    chain_key = chain.load_key(settings.chain_key_file)
+    chain_key = read_key(settings.chain_key_file)
     sealer = Sealer(
         private_key=checkpoints.load_private_key(settings.signing_key_file),
         checkpoint_file=settings.checkpoint_file,

@@ -5,24 +5,15 @@ whoever can write the database but lacks the key cannot forge links that verify.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from auditor import checkpoints
 
 GENESIS = "0" * 64
-
-
-def load_key(path: Path) -> bytes:
-    key = base64.b64decode(path.read_text().strip(), validate=True)
-    if len(key) != 32:
-        raise ValueError("the chain key must be 32 bytes")
-    return key
 
 
 def leaf_of(content: dict[str, Any]) -> str:

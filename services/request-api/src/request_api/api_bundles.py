@@ -25,7 +25,6 @@ from request_api.api_common import (
 )
 from request_api.models import Bundle
 from request_api.submissions import Requester, submit
-from request_api.tenancy import tenant_transaction
 
 
 class NewBundle(BaseModel):
@@ -55,7 +54,7 @@ def create_router(
         ]
         if errors:
             raise invalid("Invalid bundle", errors)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             bundle = await file_bundle(
                 runtime,
                 session,
@@ -71,7 +70,7 @@ def create_router(
 
     @router.get("/{bundle_id}")
     async def get_bundle(bundle_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             bundle = await repository.get_bundle(session, bundle_id, tenant=caller.tenant)
             if bundle is None:
                 raise ProblemError(404, "Bundle not found")

@@ -15,7 +15,6 @@ from request_api import repository
 from request_api.api_common import requester_of
 from request_api.models import Resource
 from request_api.submissions import Requester, ResourceNotActive, submit
-from request_api.tenancy import tenant_transaction
 
 PersonName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9._-]{1,63}$")]
 
@@ -31,7 +30,7 @@ def create_router(
 
     @router.get("/{person}/resources")
     async def resources_of_person(person: PersonName, caller: CallerDep) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             owned = await repository.resources_of_owner(session, person, tenant=caller.tenant)
         return {
             "person": person,
@@ -44,7 +43,7 @@ def create_router(
     async def offboard(person: PersonName, caller: CallerDep) -> JSONResponse:
         if "admin" not in caller.roles:
             raise ProblemError(403, "Only an admin may offboard a person")
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             filed, not_filed = await offboard_person(runtime, session, requester_of(caller), person)
         return JSONResponse(
             {"person": person, "filed": filed, "not_filed": not_filed}, status_code=202

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any, NoReturn
 
 import httpx
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,10 +30,7 @@ from request_api.approvals import repository as approval_stages
 from request_api.approvals import workflow as approval_workflow
 from request_api.models import ProvisioningRequest
 from request_api.submissions import submit
-from request_api.tenancy import tenant_transaction
-from request_api.versions import etag, require_match
-
-IfMatch = Annotated[str | None, Header(description="The ETag last read: changes only that version")]
+from request_api.versions import IfMatch, etag, require_match
 
 
 def create_router(
@@ -74,7 +71,7 @@ def create_router(
             expires_at = leases.initial_expiry(item, body.expires_at, now=datetime.now(UTC))
         except leases.LeaseProblem as problem:
             raise invalid_lease(problem) from problem
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             request = await submit(
                 runtime,
                 session,
@@ -91,7 +88,7 @@ def create_router(
     async def get_request(
         request_id: uuid.UUID, caller: CallerDep, response: Response
     ) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             request = await repository.get_request(session, request_id, tenant=caller.tenant)
         if request is None:
             raise ProblemError(404, "Request not found")
@@ -103,7 +100,7 @@ def create_router(
         request_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
         """Stops the request; once anything was allocated or deployed, it is undone first."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             version = await repository.locked_version(
                 session, ProvisioningRequest, request_id, tenant=caller.tenant
             )
@@ -137,7 +134,7 @@ def create_router(
         """After `compensation_failed` and whatever blocked it was fixed: undo again."""
         if "admin" not in caller.roles:
             raise ProblemError(403, "Only an admin may retry a compensation")
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             request = await repository.reopen_compensation(
                 session, request_id, tenant=caller.tenant
             )
@@ -175,7 +172,7 @@ def create_router(
         request_id: uuid.UUID, body: Decision, caller: Caller, *, approve: bool
     ) -> JSONResponse:
         """Decides the request's current approval stage on the caller's behalf."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             stage = await approval_stages.pending_stage_of_request(
                 session, request_id, tenant=caller.tenant
             )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from apikeys import Caller
@@ -27,10 +27,7 @@ from request_api.api_common import (
 )
 from request_api.models import Resource
 from request_api.submissions import ResourceNotActive, submit
-from request_api.tenancy import tenant_transaction
-from request_api.versions import etag, require_match
-
-IfMatch = Annotated[str | None, Header(description="The ETag last read: changes only that version")]
+from request_api.versions import IfMatch, etag, require_match
 
 
 def create_router(
@@ -46,7 +43,7 @@ def create_router(
     async def get_resource(
         resource_id: uuid.UUID, caller: CallerDep, response: Response
     ) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
             if resource is None:
                 raise ProblemError(404, "Resource not found")
@@ -59,7 +56,7 @@ def create_router(
         resource_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
         """Files a deprovision request that flows through the same pipeline."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")
@@ -102,7 +99,7 @@ def create_router(
     async def verify_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         """Asks the deployer to re-check the resource in its target now; a drift shows on
         the resource (and as a `drift.detected` event)."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
             if resource is None:
                 raise ProblemError(404, "Resource not found")
@@ -119,7 +116,7 @@ def create_router(
         return {"resource_id": str(resource_id), "verification": "requested"}
 
     async def _active(resource_id: uuid.UUID, caller: Caller) -> Resource:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")
@@ -140,7 +137,7 @@ def create_router(
         Filing it gives the resource a new version, so a second change made from the same
         read fails its `If-Match`."""
         try:
-            async with tenant_transaction(runtime, caller.tenant) as session:
+            async with runtime.tenant_transaction(caller.tenant) as session:
                 version = await repository.locked_version(
                     session, Resource, resource.id, tenant=caller.tenant
                 )
@@ -172,7 +169,7 @@ def create_router(
         response: Response,
         if_match: IfMatch = None,
     ) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             version = await repository.locked_version(
                 session, Resource, resource_id, tenant=caller.tenant
             )
@@ -206,7 +203,7 @@ def create_router(
     async def reveal_credentials(
         resource_id: uuid.UUID, request: Request, caller: CallerDep
     ) -> Response:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
         if resource is None:
             raise ProblemError(404, "Resource not found")

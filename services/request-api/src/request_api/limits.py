@@ -30,7 +30,6 @@ from events import ServiceRuntime
 from events.http import ProblemError
 from request_api import limit_rules, limits_repository
 from request_api.settings import Settings
-from request_api.tenancy import tenant_transaction
 
 Authenticate = Callable[[Request], Awaitable[Caller]]
 
@@ -76,7 +75,7 @@ class Limits:
         raise too_many(f"The rate limit of {whose} ({item}) is reached.", wait_s)
 
     async def _check_in_flight(self, tenant: str, adding: int) -> None:
-        async with tenant_transaction(self._runtime, tenant) as session:
+        async with self._runtime.tenant_transaction(tenant) as session:
             in_flight = await limits_repository.count_in_flight(session, tenant=tenant)
         if limit_rules.exceeds_in_flight(in_flight, adding, self._in_flight_cap):
             detail = (

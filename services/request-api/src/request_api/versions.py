@@ -3,7 +3,13 @@ a change conditional on the version the caller last saw (RFC 9110 §13.1.1)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Header
+
 from events.http import ProblemError
+
+IfMatch = Annotated[str | None, Header(description="The ETag last read: changes only that version")]
 
 
 def etag(version: int) -> str:

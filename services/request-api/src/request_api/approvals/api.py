@@ -16,7 +16,6 @@ from request_api.api_common import Decision
 from request_api.approvals import repository, rules, workflow
 from request_api.approvals.models import PENDING, ApprovalDecision, ApprovalStageRow
 from request_api.search import pages
-from request_api.tenancy import tenant_transaction
 
 # The inbox reads the tenant's stages in batches of this many, keeping those the caller may
 # decide (eligibility is the stage's own rule, decided in Python), until a page is full.
@@ -56,7 +55,7 @@ def create_router(
         page: list[dict[str, Any]] = []
         last: pages.Position | None = None
         exhausted = False
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             while len(page) < limit and not exhausted:
                 rows = await repository.stages_in(
                     session,
@@ -82,7 +81,7 @@ def create_router(
 
     @router.get("/{approval_id}")
     async def get_approval(approval_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await repository.get_stage(session, approval_id, tenant=caller.tenant)
             if row is None:
                 raise ProblemError(404, "Approval not found")
@@ -100,7 +99,7 @@ def create_router(
     async def _decide(
         approval_id: uuid.UUID, body: Decision, caller: Caller, *, approve: bool
     ) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await repository.stage_for_update(session, approval_id, tenant=caller.tenant)
             if row is None:
                 raise ProblemError(404, "Approval not found")

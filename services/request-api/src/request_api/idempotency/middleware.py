@@ -16,7 +16,6 @@ from events import ServiceRuntime
 from events.http import problem
 from request_api.idempotency import repository
 from request_api.idempotency.rules import Outcome, decide, fingerprint, valid_key
-from request_api.tenancy import tenant_transaction
 
 HEADER = "idempotency-key"
 # The answer headers worth replaying; the others describe the connection, not the result.
@@ -87,7 +86,7 @@ class IdempotencyKeys:
         self, tenant: str, key: str, print_: str
     ) -> tuple[Outcome, tuple[int, dict[str, str], bytes | None] | None]:
         now = datetime.now(UTC)
-        async with tenant_transaction(self.runtime, tenant) as session:
+        async with self.runtime.tenant_transaction(tenant) as session:
             if await repository.claim_new(
                 session, tenant=tenant, key=key, fingerprint=print_, now=now, ttl=self.keep_for
             ):
@@ -131,7 +130,7 @@ class IdempotencyKeys:
         try:
             await self.app(scope, receive, keeping_send)
         finally:
-            async with tenant_transaction(self.runtime, tenant) as session:
+            async with self.runtime.tenant_transaction(tenant) as session:
                 # A server error or a rate limit did nothing: the caller may simply retry.
                 if status >= 500 or status == 429:
                     await repository.release(session, tenant=tenant, key=key)

@@ -44,7 +44,6 @@ from request_api.scim.protocol import (
     require_match,
 )
 from request_api.scim.provisioning import Provisioning
-from request_api.tenancy import tenant_transaction
 
 PREFIX = "/scim/v2"
 IfMatch = Annotated[str | None, Header()]
@@ -120,7 +119,7 @@ def create_router(
     @router.post("/Users", status_code=201, responses=CREATED, openapi_extra=BODY)
     async def create_user(request: Request, caller: Writer) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await users.create(p, session, requester_of(caller), body)
             user = await _user(session, row, request)
         return answers.resource(user, row.version, request, Context.RESOURCE_CREATION_RESPONSE, 201)
@@ -129,7 +128,7 @@ def create_router(
     async def list_users(request: Request, caller: Reader) -> ScimResponse:
         search = queries.search(request)
         condition = queries.condition(search, queries.USER_FILTERS)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             total, rows = await repository.page_of_users(
                 session, tenant=caller.tenant, condition=condition, **queries.window(search)
             )
@@ -141,7 +140,7 @@ def create_router(
 
     @router.get("/Users/{user_id}", responses=ONE)
     async def get_user(user_id: str, request: Request, caller: Reader) -> ScimResponse:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller)
             user = await _user(session, row, request)
         return answers.resource(user, row.version, request, Context.RESOURCE_QUERY_RESPONSE)
@@ -151,7 +150,7 @@ def create_router(
         user_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller, if_match=if_match)
             await users.replace(p, session, requester_of(caller), row, body, _base(request))
             user = await _user(session, row, request)
@@ -162,7 +161,7 @@ def create_router(
         user_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller, if_match=if_match)
             await users.patch(p, session, requester_of(caller), row, body, _base(request))
             user = await _user(session, row, request)
@@ -170,7 +169,7 @@ def create_router(
 
     @router.delete("/Users/{user_id}", status_code=204, responses=GONE)
     async def delete_user(user_id: str, caller: Writer, if_match: IfMatch = None) -> Response:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller, if_match=if_match)
             await users.delete(p, session, requester_of(caller), row)
         return Response(status_code=204)
@@ -180,7 +179,7 @@ def create_router(
     @router.post("/Groups", status_code=201, responses=CREATED, openapi_extra=BODY)
     async def create_group(request: Request, caller: Writer) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await groups.create(p, session, requester_of(caller), body)
         group = resources.group_resource(row, _base(request))
         return answers.resource(
@@ -191,7 +190,7 @@ def create_router(
     async def list_groups(request: Request, caller: Reader) -> ScimResponse:
         search = queries.search(request)
         condition = queries.condition(search, queries.GROUP_FILTERS)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             total, rows = await repository.page_of_groups(
                 session, tenant=caller.tenant, condition=condition, **queries.window(search)
             )
@@ -200,7 +199,7 @@ def create_router(
 
     @router.get("/Groups/{group_id}", responses=ONE)
     async def get_group(group_id: str, request: Request, caller: Reader) -> ScimResponse:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller)
         group = resources.group_resource(row, _base(request))
         return answers.resource(group, row.version, request, Context.RESOURCE_QUERY_RESPONSE)
@@ -210,7 +209,7 @@ def create_router(
         group_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller, if_match=if_match)
             await groups.replace(p, session, requester_of(caller), row, body, _base(request))
         group = resources.group_resource(row, _base(request))
@@ -221,7 +220,7 @@ def create_router(
         group_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
         body = await json_body(request)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller, if_match=if_match)
             await groups.patch(p, session, requester_of(caller), row, body, _base(request))
         group = resources.group_resource(row, _base(request))
@@ -229,7 +228,7 @@ def create_router(
 
     @router.delete("/Groups/{group_id}", status_code=204, responses=GONE)
     async def delete_group(group_id: str, caller: Writer, if_match: IfMatch = None) -> Response:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller, if_match=if_match)
             await groups.delete(p, session, requester_of(caller), row)
         return Response(status_code=204)

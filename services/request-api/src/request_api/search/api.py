@@ -13,7 +13,6 @@ from events import ServiceRuntime
 from events.http import PROBLEM_JSON, ProblemError
 from request_api.models import ProvisioningRequest, Resource
 from request_api.search import filters, listing, pages, repository
-from request_api.tenancy import tenant_transaction
 
 
 class Page(BaseModel):
@@ -83,7 +82,7 @@ def create_router(
         response: Response,
     ) -> Page:
         sort, position, conditions = _understood(searchable, query)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             rows = await repository.find_page(
                 session,
                 model,

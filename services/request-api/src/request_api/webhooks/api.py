@@ -11,7 +11,6 @@ from apikeys import Caller
 from events import ServiceRuntime
 from events.http import ProblemError
 from events.sealing import SecretCipher
-from request_api.tenancy import tenant_transaction
 from request_api.webhooks import repository, signing
 from request_api.webhooks.schemas import (
     Deliveries,
@@ -54,7 +53,7 @@ def create_router(
         secret = signing.new_secret()
         subscription_id = uuid.uuid4()
         nonce, sealed = cipher.encrypt(subscription_id, secret)
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             subscription = await repository.add_subscription(
                 session,
                 subscription_id,
@@ -75,13 +74,13 @@ def create_router(
 
     @router.get("", response_model=Subscriptions)
     async def list_subscriptions(caller: AdminDep) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             found = await repository.list_subscriptions(session, tenant=caller.tenant)
             return {"items": [subscription.public() for subscription in found]}
 
     @router.get("/{subscription_id}", response_model=Subscription)
     async def get_subscription(subscription_id: uuid.UUID, caller: AdminDep) -> dict[str, Any]:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             subscription = await repository.get_subscription(
                 session, subscription_id, tenant=caller.tenant
             )
@@ -97,7 +96,7 @@ def create_router(
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "event_types" in changes:
             changes["event_types"] = sorted(set(changes["event_types"]))
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             subscription = await repository.get_subscription(
                 session, subscription_id, tenant=caller.tenant
             )
@@ -111,7 +110,7 @@ def create_router(
 
     @router.delete("/{subscription_id}", status_code=204)
     async def delete_subscription(subscription_id: uuid.UUID, caller: AdminDep) -> Response:
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             if not await repository.delete_subscription(
                 session, subscription_id, tenant=caller.tenant
             ):
@@ -125,7 +124,7 @@ def create_router(
         """A new signing secret, shown once; the old one stops signing at once."""
         response.headers["Cache-Control"] = "no-store"
         secret = signing.new_secret()
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             subscription = await repository.get_subscription(
                 session, subscription_id, tenant=caller.tenant
             )
@@ -146,7 +145,7 @@ def create_router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         """The delivery log, newest event first."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             if await repository.get_subscription(session, subscription_id, tenant=caller.tenant):
                 found = await repository.deliveries_of(
                     session, subscription_id, tenant=caller.tenant, status=status, limit=limit
@@ -164,7 +163,7 @@ def create_router(
     ) -> dict[str, Any]:
         """Sends the event again, with a fresh round of attempts (same `webhook-id`, so a
         subscriber that had it already can tell)."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             found = await repository.get_delivery(
                 session, subscription_id, delivery_id, tenant=caller.tenant
             )

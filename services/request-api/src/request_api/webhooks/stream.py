@@ -16,7 +16,6 @@ from apikeys import Caller
 from events import ServiceRuntime
 from events.http import ProblemError
 from request_api import repository as requests
-from request_api.tenancy import tenant_transaction
 from request_api.webhooks import cloudevents, event_types, repository
 from request_api.webhooks.listener import ActivitySignal
 
@@ -59,7 +58,7 @@ def create_router(
         """The request's events (CloudEvents as `data`, `id:` its journal position, so that a
         reconnect with `Last-Event-ID` resumes), then new ones as they happen; the stream
         ends after the request's final status. A comment line keeps an idle stream open."""
-        async with tenant_transaction(runtime, caller.tenant) as session:
+        async with runtime.tenant_transaction(caller.tenant) as session:
             if await requests.get_request(session, request_id, tenant=caller.tenant) is None:
                 raise ProblemError(404, "Request not found")
         after = resume_after(last_event_id)
@@ -87,7 +86,7 @@ async def _journal(
     with signal.watch(str(request_id)) as woken:
         while True:
             woken.clear()
-            async with tenant_transaction(runtime, tenant) as session:
+            async with runtime.tenant_transaction(tenant) as session:
                 # The status first: if it has ended, the journal read next shows the end too.
                 request = await requests.get_request(session, request_id, tenant=tenant)
                 rows = await repository.journal_of_request(
