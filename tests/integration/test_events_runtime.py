@@ -18,6 +18,7 @@ from tests.kafka_tools import create_topics, produce, read_topic, wait_for
 from devstack import kafka, postgres
 from devstack.stack import Stack
 from events import Event, HandlerContext, Router, ServiceRuntime, ServiceSettings
+from events.contracts import processing
 from events.envelope import Envelope
 from events.topics import dead_letter_topic
 
@@ -210,6 +211,38 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
     out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=2)
     types = sorted(json.loads(r.value)["type"] for r in out)
     assert types == ["test.exploded", "test.ponged"]
+
+
+async def test_retries_are_reported_once_handling_succeeds_or_gives_up(
+    harness: Harness,
+) -> None:
+    flaky, poison = uuid.uuid4(), uuid.uuid4()
+    runtime = harness.runtime(transient_faults={"test.pinged": str(flaky)})
+    async with runtime.running():
+        await produce(
+            harness.stack.bootstrap_servers,
+            harness.topic_in,
+            [harness.ping(3, flaky), harness.ping(-1, poison)],
+        )
+        await wait_for(harness.effects, what="the flaky ping, on its retry")
+        await wait_for(lambda: _outbox_empty(runtime), what="the reports published")
+    assert [n for _, n in await harness.effects()] == [3]
+
+    # The topic is shared with other tests' runtimes: ours are those of our two requests.
+    reported = await read_topic(harness.stack.bootstrap_servers, processing.TOPIC, at_least=2)
+    ours = {
+        data["request_id"]: data
+        for data in (json.loads(r.value)["data"] for r in reported)
+        if data["request_id"] in (str(flaky), str(poison))
+    }
+    assert ours[str(flaky)]["outcome"] == "succeeded"
+    assert ours[str(flaky)]["attempts"] == 2
+    assert "TransientFault" in ours[str(flaky)]["last_error"]
+    assert ours[str(poison)]["outcome"] == "gave_up"
+    assert ours[str(poison)]["attempts"] == 2
+    assert "negative pings are poison" in ours[str(poison)]["last_error"]
+    assert {data["service"] for data in ours.values()} == {harness.service}
+    assert {data["handled_type"] for data in ours.values()} == {"test.pinged"}
 
 
 async def test_relay_recovers_after_a_broker_restart(harness: Harness) -> None:

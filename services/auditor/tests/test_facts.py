@@ -7,11 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.facts import REASON_MAX_CHARS, REDACTED, Facts, facts_of, redacted
-from events.contracts import allocation, configuration, deployment, requests, validation
+from events.contracts import (
+    allocation,
+    configuration,
+    deployment,
+    processing,
+    requests,
+    validation,
+)
 from events.contracts.common import Problem
 from events.envelope import Event
 
-CONTRACT_MODULES = (requests, validation, allocation, configuration, deployment)
+CONTRACT_MODULES = (requests, validation, allocation, configuration, deployment, processing)
 # The request statuses of the request-api's lifecycle (services never import each other).
 STATUSES = {
     "submitted",
@@ -232,6 +239,22 @@ def test_lease_and_drift() -> None:
         "dave",
     )
     assert facts_from(drift, "deployer").reason == "owner changed; gone"
+
+
+def test_a_retry_is_the_retrying_services_with_its_last_error() -> None:
+    retried = processing.ProcessingRetried(
+        request_id=REQUEST_ID,
+        service="deployer",
+        handled_type="resource.configured",
+        handled_event_id=uuid.uuid4(),
+        attempts=3,
+        outcome="succeeded",
+        first_failed_at=NOW,
+        last_error="ConnectionRefusedError: target down",
+    )
+    said = facts_from(retried, "deployer")
+    assert (said.step, said.outcome, said.actor) == ("retry", "retried", "deployer")
+    assert said.reason == "ConnectionRefusedError: target down"
 
 
 def test_the_subject_stands_in_for_a_missing_request_id() -> None:

@@ -49,6 +49,14 @@ FAULT_POINTS = {
         "provisioning.failed": "fault_at_undo",
     },
 }
+# Faults that fail a message's first try only, so that the retry succeeds: a request whose
+# data holds the marker takes one retry at that step.
+TRANSIENT_FAULT_POINTS = {
+    "validator": {"request.submitted": "retry_at_validate"},
+    "allocator": {"request.validated": "retry_at_allocate"},
+    "configurator": {"resource.allocated": "retry_at_configure"},
+    "deployer": {"resource.configured": "retry_at_deploy"},
+}
 
 
 def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, str]:
@@ -87,6 +95,7 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
             env["APPROVAL_TIME_CAP_S"] = str(config.approval_time_cap_s)
     if config.inject_faults and name in FAULT_POINTS:
         env["INJECT_FAULTS"] = json.dumps(FAULT_POINTS[name])
+        env["TRANSIENT_FAULTS"] = json.dumps(TRANSIENT_FAULT_POINTS[name])
     if name == "auditor":
         env["CHAIN_KEY_FILE"] = str(config.audit_chain_key_file)
         env["SIGNING_KEY_FILE"] = str(config.audit_signing_key_file)

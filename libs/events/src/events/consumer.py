@@ -22,7 +22,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,10 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import tracing
 from events.context import HandlerContext
+from events.contracts.processing import ProcessingRetried
 from events.envelope import Envelope, Event
 from events.errors import (
     InjectedFault,
     PermanentError,
+    TransientFault,
     UndecodableMessage,
     describe,
     is_infrastructure_error,
@@ -61,6 +64,7 @@ class ConsumerOptions:
     session_timeout_ms: int = 10_000
     kafka_timeout_s: float = 15.0
     inject_faults: Mapping[str, str] = field(default_factory=dict)
+    transient_faults: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,21 @@ class Delivery:
         return tracing.decode_kafka_headers(self.record.headers)
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """A handler's first failure on a message, kept to report the retries it took."""
+
+    at: datetime
+    error: str
+
+
 class _HandlerFailed(Exception):
     """A handler failed on the fast path: run the batch again, one savepoint per message."""
+
+    def __init__(self, event_id: uuid.UUID, error: BaseException) -> None:
+        super().__init__(describe(error))
+        self.event_id = event_id
+        self.failure = _Failure(datetime.now(UTC), describe(error))
 
 
 class Consumer:
@@ -201,8 +218,11 @@ class Consumer:
             return
         try:
             outcomes = await self._process_batch(deliveries, isolated=False)
-        except _HandlerFailed:
-            outcomes = await self._process_batch(deliveries, isolated=True)
+        except _HandlerFailed as failed:
+            # The failing message's first try was on the fast path: its retries count it.
+            outcomes = await self._process_batch(
+                deliveries, isolated=True, failed_before={failed.event_id: failed.failure}
+            )
         for delivery, outcome in outcomes:
             self._metrics.messages_processed.labels(self._type_of(delivery), outcome).inc()
             if outcome == "dead_lettered":
@@ -210,7 +230,11 @@ class Consumer:
         self._on_commit()
 
     async def _process_batch(
-        self, deliveries: list[Delivery], *, isolated: bool
+        self,
+        deliveries: list[Delivery],
+        *,
+        isolated: bool,
+        failed_before: Mapping[uuid.UUID, _Failure] | None = None,
     ) -> list[tuple[Delivery, str]]:
         outcomes = []
         async with self._session_factory() as session, session.begin():
@@ -224,7 +248,9 @@ class Consumer:
                     self._dead_letter(session, delivery, delivery.undecodable)
                     outcomes.append((delivery, "dead_lettered"))
                 else:
-                    outcomes.append((delivery, await self._handle(session, delivery, isolated)))
+                    failure = (failed_before or {}).get(delivery.event_id)
+                    outcome = await self._handle(session, delivery, isolated, failure)
+                    outcomes.append((delivery, outcome))
         return outcomes
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
@@ -283,9 +309,16 @@ class Consumer:
         )
         return set((await session.scalars(statement)).all())
 
-    async def _handle(self, session: AsyncSession, delivery: Delivery, isolated: bool) -> str:
+    async def _handle(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        isolated: bool,
+        failure: _Failure | None = None,
+    ) -> str:
         """Run the handler; returns the outcome. Not isolated: the first failure aborts the
-        batch. Isolated: retried in a savepoint, then dead-lettered."""
+        batch. Isolated: retried in a savepoint, then dead-lettered. `failure`: the message
+        already failed once, on the fast path."""
         assert delivery.envelope is not None
         envelope, record = delivery.envelope, delivery.record
         with self._tracer.start_as_current_span(
@@ -304,22 +337,28 @@ class Consumer:
                 "request.id": envelope.subject,
             },
         ) as span:
-            attempt = 0
+            attempt = 0 if failure is None else 1
             while True:
                 attempt += 1
                 started = time.perf_counter()
                 try:
-                    await self._run_handler(session, delivery, savepoint=isolated)
+                    await self._run_handler(session, delivery, savepoint=isolated, attempt=attempt)
+                    if failure is not None:
+                        self._report_retries(session, delivery, attempt, "succeeded", failure)
                     return "handled"
                 except Exception as error:
                     if is_infrastructure_error(error):
                         raise
                     span.record_exception(error)
                     if not isolated:
-                        raise _HandlerFailed from error
+                        raise _HandlerFailed(delivery.event_id, error) from error
+                    first_at = failure.at if failure is not None else datetime.now(UTC)
+                    failure = _Failure(first_at, describe(error))
                     if isinstance(error, PermanentError) or attempt >= self._options.max_attempts:
                         span.set_status(Status(StatusCode.ERROR, describe(error, limit=200)))
                         self._give_up(session, delivery, describe(error))
+                        if attempt > 1:
+                            self._report_retries(session, delivery, attempt, "gave_up", failure)
                         return "dead_lettered"
                     log.warning(
                         "%s %s failed (attempt %d): %s",
@@ -335,10 +374,10 @@ class Consumer:
                     )
 
     async def _run_handler(
-        self, session: AsyncSession, delivery: Delivery, *, savepoint: bool
+        self, session: AsyncSession, delivery: Delivery, *, savepoint: bool, attempt: int
     ) -> None:
         assert delivery.envelope is not None
-        self._maybe_inject_fault(delivery.envelope)
+        self._maybe_inject_fault(delivery.envelope, attempt)
         context = HandlerContext(session=session, envelope=delivery.envelope, deps=self._deps)
         async with session.begin_nested() if savepoint else contextlib.nullcontext():
             if delivery.registration is not None:
@@ -348,10 +387,40 @@ class Consumer:
             for event in context.emitted:
                 stage(session, event, source=self._service)
 
-    def _maybe_inject_fault(self, envelope: Envelope) -> None:
+    def _maybe_inject_fault(self, envelope: Envelope, attempt: int) -> None:
+        data = json.dumps(envelope.data)
         marker = self._options.inject_faults.get(envelope.type)
-        if marker and marker in json.dumps(envelope.data):
+        if marker and marker in data:
             raise InjectedFault(f"fault injected at {envelope.type}")
+        marker = self._options.transient_faults.get(envelope.type)
+        if marker and marker in data and attempt == 1:
+            raise TransientFault(f"transient fault injected at {envelope.type}")
+
+    def _report_retries(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        attempts: int,
+        outcome: Literal["succeeded", "gave_up"],
+        failure: _Failure,
+    ) -> None:
+        """Tell the audit (and whoever follows the request) that handling took retries."""
+        assert delivery.envelope is not None
+        try:
+            request_id = uuid.UUID(delivery.envelope.subject)
+        except ValueError:
+            return  # not a request's event: nobody's timeline to put it on
+        retried = ProcessingRetried(
+            request_id=request_id,
+            service=self._service,
+            handled_type=delivery.envelope.type,
+            handled_event_id=delivery.envelope.id,
+            attempts=attempts,
+            outcome=outcome,
+            first_failed_at=failure.at,
+            last_error=failure.error,
+        )
+        stage(session, retried, source=self._service)
 
     def _give_up(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         self._dead_letter(session, delivery, reason)

@@ -27,6 +27,10 @@ class RetryableError(Exception):
     """Raised by a handler when an outside system failed: retry with backoff, bounded."""
 
 
+class TransientFault(RetryableError):
+    """A first-try failure asked for by the `transient_faults` setting (chaos testing)."""
+
+
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,

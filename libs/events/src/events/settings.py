@@ -28,6 +28,8 @@ class ServiceSettings(BaseSettings):
     # (its handler fails before running) or a point a service names inside a handler; the
     # fault fires for messages whose data contains the marker.
     inject_faults: dict[str, str] = {}
+    # The same, failing only a message's first try: the retry succeeds.
+    transient_faults: dict[str, str] = {}
 
     def consumer_options(self) -> ConsumerOptions:
         return ConsumerOptions(
@@ -37,4 +39,5 @@ class ServiceSettings(BaseSettings):
             session_timeout_ms=self.kafka_session_timeout_ms,
             kafka_timeout_s=self.kafka_timeout_s,
             inject_faults=self.inject_faults,
+            transient_faults=self.transient_faults,
         )

@@ -8,7 +8,14 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from events.contracts import allocation, configuration, deployment, requests, validation
+from events.contracts import (
+    allocation,
+    configuration,
+    deployment,
+    processing,
+    requests,
+    validation,
+)
 
 SERVICES = ("request-api", "validator", "allocator", "configurator", "deployer", "auditor")
 
@@ -18,6 +25,7 @@ EVENT_TOPICS = (
     allocation.TOPIC,
     configuration.TOPIC,
     deployment.TOPIC,
+    processing.TOPIC,
 )
 
 

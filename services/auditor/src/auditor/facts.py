@@ -99,6 +99,8 @@ _ROWS: dict[str, _Row] = {
     "drift.detected": _Row("drift", "detected"),
     "drift.resolved": _Row("drift", "resolved"),
     "resource.purged": _Row("retention", "purged"),
+    # any service's consume loop
+    "processing.retried": _Row("retry", "retried"),
 }
 _UNKNOWN = _Row("other", "recorded")
 
@@ -179,6 +181,7 @@ def _reason(data: Mapping[str, Any]) -> str | None:
         or _text(data.get("justification"), REASON_MAX_CHARS)
         or _joined(data.get("differences"))
         or _quota_warning(data)
+        or _text(data.get("last_error"), REASON_MAX_CHARS)
     )
 
 

@@ -1,6 +1,13 @@
 """Event contracts, one module per producing service; `ALL_EVENTS` lists every one of them."""
 
-from events.contracts import allocation, configuration, deployment, requests, validation
+from events.contracts import (
+    allocation,
+    configuration,
+    deployment,
+    processing,
+    requests,
+    validation,
+)
 from events.envelope import Event
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -33,4 +40,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     deployment.DriftDetected,
     deployment.DriftResolved,
     deployment.ResourcePurged,
+    processing.ProcessingRetried,
 )
