@@ -7,3 +7,6 @@ CREATE DATABASE configurator;
 CREATE DATABASE deployer;
 CREATE DATABASE auditor;
 CREATE DATABASE identity;
+-- The auditor runs as a login of its own that may only read and append its history; the
+-- owner (postgres) creates its schema (SCHEMA_DATABASE_URL).
+CREATE ROLE auditor LOGIN PASSWORD 'auditor';

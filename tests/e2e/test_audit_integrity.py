@@ -343,3 +343,33 @@ async def test_a_records_inclusion_proof_checks_out_offline(
         [bytes.fromhex(node) for node in proof["proof"]],
         bytes.fromhex(sealed.root),
     )
+
+
+async def test_the_auditors_login_may_only_read_and_append(platform: Platform):
+    await platform.completed("postgres_schema", name=f"audit_{uuid.uuid4().hex[:10]}")
+    auditor = await asyncpg.connect(platform.stack.database_dsn("auditor"), user="auditor")
+    try:
+        assert await auditor.fetchval("SELECT count(*) FROM audit_records") > 0
+        for statement in (
+            "UPDATE audit_records SET reason = 'edited'",
+            "DELETE FROM audit_records",
+            "TRUNCATE audit_records",
+            "UPDATE audit_checkpoints SET root = ''",
+            "DELETE FROM audit_checkpoints",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await auditor.execute(statement)
+    finally:
+        await auditor.close()
+    # Everyone else short of a superuser turning the triggers off is refused by them.
+    owner = await asyncpg.connect(platform.stack.database_dsn("auditor"))
+    try:
+        for statement in (
+            "UPDATE audit_records SET reason = 'edited'",
+            "DELETE FROM audit_records",
+            "TRUNCATE audit_records",
+        ):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await owner.execute(statement)
+    finally:
+        await owner.close()

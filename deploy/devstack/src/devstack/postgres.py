@@ -25,13 +25,15 @@ DATABASES = (
     "identity",
 )
 PG_USER = "postgres"
+# Services that run as a login of their own, not as the owner of their database: the
+# auditor, whose login may only read and append its history (the owner creates the schema).
+OWN_LOGINS = {"auditor": "auditor"}
 
 
-def sqlalchemy_url(config: StackConfig, database: str) -> str:
+def sqlalchemy_url(config: StackConfig, database: str, *, user: str = PG_USER) -> str:
     # Over the unix socket the port still matters: it names the socket file `.s.PGSQL.<port>`.
     return (
-        f"postgresql+asyncpg://{PG_USER}@/{database}"
-        f"?host={config.pg_socket_dir}&port={config.pg_port}"
+        f"postgresql+asyncpg://{user}@/{database}?host={config.pg_socket_dir}&port={config.pg_port}"
     )
 
 
@@ -171,5 +173,10 @@ async def _create_databases(config: StackConfig) -> None:
         for database in DATABASES:
             if database not in existing:
                 await connection.execute(f'CREATE DATABASE "{database}"')
+        logins = {row["rolname"] for row in await connection.fetch("SELECT rolname FROM pg_roles")}
+        for login in OWN_LOGINS.values():
+            if login not in logins:
+                # Local connections are trusted here (initdb --auth-local=trust).
+                await connection.execute(f"CREATE ROLE {login} LOGIN")
     finally:
         await connection.close()

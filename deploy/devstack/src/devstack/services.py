@@ -69,6 +69,10 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "TRACES_DIR": str(config.traces_dir),
     }
+    login = postgres.OWN_LOGINS.get(module)
+    if login is not None:
+        env["DATABASE_URL"] = postgres.sqlalchemy_url(config, module, user=login)
+        env["SCHEMA_DATABASE_URL"] = postgres.sqlalchemy_url(config, module)
     if name in USES_IDENTITY:
         env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(config, "identity")
         # Access tokens of the receiver playing an identity provider are accepted too.

@@ -18,7 +18,13 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import MetaData, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from events import tenancy, tracing
 from events.consumer import Consumer
@@ -176,22 +182,38 @@ class ServiceRuntime:
         return self.tracer.start_as_current_span(name, attributes=attributes)
 
     async def _create_schema(self, deadline_s: float = 60.0) -> None:
+        owner_url = self.settings.schema_database_url
+        owner = create_async_engine(owner_url, pool_size=1) if owner_url else self.engine
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + deadline_s
-        while True:
-            try:
-                async with self.engine.begin() as connection:
-                    # Replicas starting together would race on CREATE TABLE.
-                    await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
-                    for metadata in self._metadata:
-                        await connection.run_sync(metadata.create_all)
-                    await tenancy.install_row_security(connection, self._metadata, self.tenant_role)
-                return
-            except Exception as error:
-                if loop.time() > give_up_at:
-                    raise
-                log.warning("database not ready: %s", describe(error))
-                await asyncio.sleep(1.0)
+        try:
+            while True:
+                try:
+                    async with owner.begin() as connection:
+                        await self._install_schema(connection, separate_owner=owner_url is not None)
+                    return
+                except Exception as error:
+                    if loop.time() > give_up_at:
+                        raise
+                    log.warning("database not ready: %s", describe(error))
+                    await asyncio.sleep(1.0)
+        finally:
+            if owner is not self.engine:
+                await owner.dispose()
+
+    async def _install_schema(self, connection: AsyncConnection, *, separate_owner: bool) -> None:
+        # Replicas starting together would race on CREATE TABLE.
+        await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
+        for metadata in self._metadata:
+            await connection.run_sync(metadata.create_all)
+        await tenancy.install_row_security(connection, self._metadata, self.tenant_role)
+        if separate_owner:
+            login = make_url(self.settings.database_url).username
+            if not login:
+                raise ValueError("DATABASE_URL names no user, yet the schema has another owner")
+            await tenancy.install_service_login(
+                connection, self._metadata, login=login, tenant_role=self.tenant_role
+            )
 
     async def check_ready(self) -> dict[str, str]:
         checks: dict[str, str] = {}

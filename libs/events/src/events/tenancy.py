@@ -1,8 +1,10 @@
-"""Tenant isolation in the database itself: PostgreSQL row-level security on every table that
-has a `tenant` column.
+"""Who may do what in a service's database. Tenant isolation in the database itself:
+PostgreSQL row-level security on every table that has a `tenant` column; and, where a
+service runs as a login other than its schema's owner, that login's grants.
 
-A service's own login owns its tables and so is not subject to the policies: its consumer,
-which follows every tenant's events, works as it. An API route acting for a caller works as
+A service's own login owns its tables and so is not subject to the policies (a login that
+is not the owner has a policy of its own that shows it every row): its consumer, which
+follows every tenant's events, works as it. An API route acting for a caller works as
 the service's tenant role, which sees and writes only the rows whose `tenant` is the
 transaction's `app.tenant`, so a query that forgets to name the tenant still finds nothing
 of another's."""
@@ -11,10 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 POLICY = "tenant_isolation"
+LOGIN_POLICY = "service_login"
+# What a table lets the service's roles do unless it says otherwise in its `info`: an
+# append-only table says `{"privileges": "SELECT, INSERT"}`.
+PRIVILEGES = "privileges"
+ALL_DML = "SELECT, INSERT, UPDATE, DELETE"
 
 
 def tenant_role(service: str) -> str:
@@ -38,13 +45,8 @@ async def install_row_security(
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
     )
-    for statement in (
-        f"GRANT {role} TO CURRENT_USER",
-        f"GRANT USAGE ON SCHEMA public TO {role}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-    ):
-        await connection.execute(text(statement))
+    await connection.execute(text(f"GRANT {role} TO CURRENT_USER"))
+    await _grant(connection, metadata, role)
     for table in tenant_tables(metadata):
         await connection.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
         await connection.execute(text(f"DROP POLICY IF EXISTS {POLICY} ON {table}"))
@@ -63,3 +65,33 @@ async def enter_tenant(session: AsyncSession, role: str, tenant: str) -> None:
     await session.execute(
         text("SELECT set_config('app.tenant', :tenant, true)"), {"tenant": tenant}
     )
+
+
+async def install_service_login(
+    connection: AsyncConnection, metadata: Sequence[MetaData], *, login: str, tenant_role: str
+) -> None:
+    """A service that runs as a login other than its schema's owner gets only what each table
+    allows (an append-only table: no UPDATE, DELETE or TRUNCATE, whatever the code does), may
+    act as its tenant role, and sees every tenant's rows (its consumer follows them all)."""
+    await _grant(connection, metadata, login)
+    await connection.execute(text(f"GRANT {tenant_role} TO {login}"))
+    for table in tenant_tables(metadata):
+        await connection.execute(text(f"DROP POLICY IF EXISTS {LOGIN_POLICY} ON {table}"))
+        await connection.execute(
+            text(
+                f"CREATE POLICY {LOGIN_POLICY} ON {table} TO {login} USING (true) WITH CHECK (true)"
+            )
+        )
+
+
+async def _grant(connection: AsyncConnection, metadata: Sequence[MetaData], role: str) -> None:
+    await connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+    for table in (table for meta in metadata for table in meta.tables.values()):
+        await connection.execute(text(f"GRANT {_privileges(table)} ON {table.name} TO {role}"))
+    await connection.execute(
+        text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    )
+
+
+def _privileges(table: Table) -> str:
+    return str(table.info.get(PRIVILEGES, ALL_DML))

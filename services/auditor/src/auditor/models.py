@@ -10,6 +10,10 @@ from sqlalchemy import DDL, BigInteger, DateTime, Identity, MetaData, String, Ta
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from events import tenancy
+
+APPEND_ONLY = {tenancy.PRIVILEGES: "SELECT, INSERT"}
+
 
 class Base(DeclarativeBase):
     metadata = MetaData()
@@ -17,6 +21,7 @@ class Base(DeclarativeBase):
 
 class AuditRecord(Base):
     __tablename__ = "audit_records"
+    __table_args__ = {"info": APPEND_ONLY}
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
@@ -56,6 +61,7 @@ class Checkpoint(Base):
     the database: a Kafka topic and a file)."""
 
     __tablename__ = "audit_checkpoints"
+    __table_args__ = {"info": APPEND_ONLY}
 
     last_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     first_seq: Mapped[int] = mapped_column(BigInteger)
@@ -67,8 +73,9 @@ class Checkpoint(Base):
     signature: Mapped[str] = mapped_column(String(200))
 
 
-# Append-only is the database's rule, not a convention: no UPDATE, DELETE or TRUNCATE, for
-# anyone short of a superuser who drops the triggers (which the checkpoints then reveal).
+# Append-only is the database's rule, not a convention: the auditor's login is granted only
+# SELECT and INSERT (it is not the owner), and triggers refuse UPDATE, DELETE and TRUNCATE to
+# everyone else short of a superuser who drops them (which the checkpoints then reveal).
 _REFUSE = """
     CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$
