@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devstack.config import StackConfig, repo_root
@@ -28,6 +28,7 @@ from devstack.stack import Stack
 from events.contracts.deployment import TOPIC as DEPLOYMENT_TOPIC
 from events.contracts.validation import RequestValidated
 from events.envelope import Envelope
+from events.topics import EVENT_TOPICS
 
 HOPS = 4  # validator, allocator, configurator, deployer
 
@@ -185,6 +186,76 @@ async def direct_work(stack: Stack, count: int) -> float:
     return count / seconds
 
 
+@dataclass(frozen=True)
+class LagSamples:
+    """A consumer group's lag (messages behind the end of its topics) over time."""
+
+    group: str
+    seconds_and_lag: list[tuple[float, int]]
+    drained_after_s: float | None  # after the burst, until the lag was back to 0
+
+    @property
+    def peak(self) -> int:
+        return max((lag for _, lag in self.seconds_and_lag), default=0)
+
+    def mean_between(self, start: float, end: float) -> float:
+        inside = [lag for at, lag in self.seconds_and_lag if start <= at < end]
+        return statistics.fmean(inside) if inside else 0.0
+
+
+class LagProbe:
+    """Samples a consumer group's lag over the pipeline's topics, as Kafka's own tools
+    compute it: the end offset of each partition minus the group's committed offset."""
+
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self._group = group
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> LagProbe:
+        await self._admin.start()
+        await self._reader.start()
+        self._partitions = [
+            TopicPartition(described["topic"], partition["partition"])
+            for described in await self._admin.describe_topics(list(EVENT_TOPICS))
+            for partition in described["partitions"]
+        ]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._reader.stop()
+        await self._admin.close()
+
+    async def lag(self) -> int:
+        ends = await self._reader.end_offsets(self._partitions)
+        committed = await self._admin.list_consumer_group_offsets(self._group)
+        # The topics the group reads are those it has committed offsets on.
+        topics = {tp.topic for tp in committed}
+        return sum(
+            ends[tp] - (committed[tp].offset if tp in committed else 0)
+            for tp in self._partitions
+            if tp.topic in topics
+        )
+
+    async def follow(self, burst_over: asyncio.Event, *, drain_timeout_s: float) -> LagSamples:
+        """Sample every 0.5 s through the burst, then until the group has caught up."""
+        started = time.monotonic()
+        samples: list[tuple[float, int]] = []
+        over_at: float | None = None
+        while True:
+            lag = await self.lag()
+            now = time.monotonic()
+            samples.append((now - started, lag))
+            if burst_over.is_set():
+                over_at = over_at or now
+                if lag == 0:
+                    return LagSamples(self._group, samples, now - over_at)
+                if now - over_at > drain_timeout_s:
+                    return LagSamples(self._group, samples, None)
+            await asyncio.sleep(0.5)
+
+
 async def _assigned(consumer: AIOKafkaConsumer) -> None:
     while not consumer.assignment():
         await consumer.getmany(timeout_ms=100)
@@ -204,7 +275,21 @@ async def main(count: int, rate: float) -> None:
     stack = Stack(StackConfig.default(repo_root()))
     size = _message_size()
     print(f"pipeline: {count} postgres_schema requests offered at {rate:.0f}/s ...", flush=True)
-    result = await pipeline(stack, count, rate)
+    burst_over = asyncio.Event()
+    # The auditor reads every topic; the deployer, the pipeline's slowest step, is the yardstick.
+    async with (
+        LagProbe(stack.bootstrap_servers, "auditor") as auditor,
+        LagProbe(stack.bootstrap_servers, "deployer") as deployer,
+    ):
+        following = [
+            asyncio.create_task(probe.follow(burst_over, drain_timeout_s=120))
+            for probe in (auditor, deployer)
+        ]
+        try:
+            result = await pipeline(stack, count, rate)
+        finally:
+            burst_over.set()
+        lags = await asyncio.gather(*following)
     latencies = sorted(result.latencies_ms)
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
@@ -219,6 +304,14 @@ async def main(count: int, rate: float) -> None:
     print(f"  end-to-end latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"raw 4-hop relay      {raw:.0f} messages/s; pipeline / raw = {rps / raw:.3f}")
     print(f"direct target work   {direct:.0f} per s; pipeline / direct = {rps / direct:.3f}")
+    third = result.seconds / 3
+    for lag in lags:
+        drained = f"{lag.drained_after_s:.1f} s" if lag.drained_after_s is not None else "never"
+        print(
+            f"{lag.group + ' lag':<21}peak {lag.peak} events; mean over the burst's thirds "
+            f"{lag.mean_between(0, third):.0f} / {lag.mean_between(third, 2 * third):.0f} / "
+            f"{lag.mean_between(2 * third, result.seconds):.0f}; back to 0 {drained} after"
+        )
 
 
 if __name__ == "__main__":
