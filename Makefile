@@ -12,9 +12,10 @@ install:
 	if [ -f uv.lock ]; then uv sync --all-packages --frozen; else uv sync --all-packages; fi
 	uv run python -m devstack fetch-jars
 
-# SCALE=<n> (replicas per service) is not implemented yet.
+# SCALE="allocator=3 deployer=2": replicas per service, each in the same consumer group
+# (default 1 each; `make up` again without SCALE goes back to one).
 up: install
-	uv run python -m devstack up
+	uv run python -m devstack up --scale "$(SCALE)"
 
 down:
 	uv run python -m devstack down

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 
 async def create_topics(bootstrap: str, *topics: str, partitions: int = 3) -> None:
@@ -73,3 +74,24 @@ async def wait_for(predicate, *, timeout_s: float = 30.0, interval_s: float = 0.
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
         await asyncio.sleep(interval_s)
+
+
+async def group_assignment(bootstrap: str, group: str) -> dict[str, list[TopicPartition]]:
+    """The partitions each member of a consumer group holds, as the group coordinator says."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    members: dict[str, list[TopicPartition]] = {}
+    for response in responses:
+        for described in response.groups:
+            for member in described[5]:
+                member_id, assignment = member[0], member[-1]
+                members[member_id] = (
+                    ConsumerProtocolMemberAssignment.decode(assignment).partitions()
+                    if assignment
+                    else []
+                )
+    return members

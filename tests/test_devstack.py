@@ -101,6 +101,17 @@ def test_every_service_gets_its_own_database_and_the_shared_settings() -> None:
         )
 
 
+def test_scale_names_replicas_per_service() -> None:
+    assert services.parse_scale("allocator=3 deployer=2") == {"allocator": 3, "deployer": 2}
+    assert services.parse_scale("allocator=3,deployer=2") == {"allocator": 3, "deployer": 2}
+    assert services.parse_scale("") == {}
+    for wrong in ("allocator", "allocator=0", "allocator=x", "nobody=2", "allocator=99"):
+        with pytest.raises(proc.StackError, match="SCALE"):
+            services.parse_scale(wrong)
+    config = StackConfig.default(Path("/repo"))
+    assert services.port(config, "allocator", 2) != services.port(config, "allocator", 1)
+
+
 def test_service_specific_settings() -> None:
     assert services.environment(TESTS, "request-api")["DEPLOYER_URL"] == "http://127.0.0.1:18004"
     pool = json.loads(services.environment(TESTS, "allocator")["SERVER_POOL"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devstack import cloud, kafka, ldap, receiver
-from devstack.config import StackConfig, repo_root
+from devstack import cloud, kafka, ldap, receiver, services
+from devstack.config import SERVICES, StackConfig, repo_root
 from devstack.proc import StackError
 from devstack.stack import Stack
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, stack: Stack) -> int:
     if args.command == "up":
-        stack.up(fresh=args.fresh)
+        stack.up(fresh=args.fresh, scale=services.parse_scale(args.scale))
         _print_summary(stack)
     elif args.command == "down":
         stack.down()
@@ -51,8 +51,10 @@ def _run(args: argparse.Namespace, stack: Stack) -> int:
 def _print_summary(stack: Stack) -> None:
     config = stack.config
     print("\nservices:")
-    for name in config.service_ports:
-        print(f"  {name:<13} {stack.service_url(name)}")
+    for name, replica in sorted(
+        services.running_instances(config), key=lambda item: (SERVICES.index(item[0]), item[1])
+    ):
+        print(f"  {services.instance_name(name, replica):<13} {stack.service_url(name, replica)}")
     print(f"kafka:         {config.bootstrap_servers}")
     print(f"postgres:      {stack.database_dsn('postgres')}")
     print(f"ldap:          {ldap.url(config)} ({ldap.BASE_DN}, admin {ldap.ADMIN_DN})")
@@ -75,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything that is not running, wait until ready")
     up.add_argument("--fresh", action="store_true", help="stop and wipe all state first")
+    up.add_argument(
+        "--scale",
+        default="",
+        metavar="SERVICE=N ...",
+        help='replicas per service, e.g. "allocator=3 deployer=2" (default 1 each)',
+    )
     commands.add_parser("down", help="stop services, then Kafka, then PostgreSQL")
     commands.add_parser("status", help="what is running, with pids")
     commands.add_parser("wipe", help="delete data, logs and keys (stack must be down)")

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -20,6 +20,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 # Replica N of a service listens on its base port + N * REPLICA_PORT_STEP.
 REPLICA_PORT_STEP = 10
+MAX_REPLICAS = 8
 USES_IDENTITY = ("request-api", "allocator", "deployer", "auditor")
 SERVER_POOL = [
     {"id": "pg-local", "capacity": {"postgres_database": 200, "postgres_schema": 100000}}
@@ -141,12 +142,35 @@ def running_pid(config: StackConfig, name: str, replica: int = 0) -> int | None:
     return live_pid(config.pid_file(instance_name(name, replica)), _marker(name))
 
 
-def start(config: StackConfig, names: Iterable[str] = SERVICES) -> None:
-    """Start every named service that is not running, then wait until all of them are ready."""
-    instances = [(name, 0) for name in names]
+def start(
+    config: StackConfig, names: Iterable[str] = SERVICES, scale: Mapping[str, int] | None = None
+) -> None:
+    """Run `scale[name]` replicas (default 1) of every named service: start the missing ones,
+    stop those beyond the count, then wait until all of them are ready."""
+    replicas = {name: (scale or {}).get(name, 1) for name in names}
+    surplus = [
+        (config.pid_file(instance_name(name, replica)), _marker(name))
+        for name, replica in running_instances(config)
+        if name in replicas and replica >= replicas[name]
+    ]
+    stop_pid_files(surplus, timeout=STOP_TIMEOUT)
+    instances = [(name, replica) for name, count in replicas.items() for replica in range(count)]
     for name, replica in instances:
         _spawn_unless_running(config, name, replica)
     wait_ready(config, instances)
+
+
+def parse_scale(text: str) -> dict[str, int]:
+    """`allocator=3 deployer=2` (spaces or commas between) as replicas per service."""
+    scale: dict[str, int] = {}
+    for part in text.replace(",", " ").split():
+        name, _, count = part.partition("=")
+        if name not in SERVICE_MODULES:
+            raise StackError(f"SCALE: no service named {name!r} (one of {', '.join(SERVICES)})")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_REPLICAS:
+            raise StackError(f"SCALE: {part!r}: replicas must be 1 to {MAX_REPLICAS}")
+        scale[name] = int(count)
+    return scale
 
 
 def start_service(config: StackConfig, name: str, replica: int = 0) -> str:

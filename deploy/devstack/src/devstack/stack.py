@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -50,8 +50,9 @@ class Stack:
         if created:
             self._say(f"created topics: {', '.join(created)}")
 
-    def up(self, *, fresh: bool = False) -> None:
-        """Everything, idempotently: what runs is left alone, what is missing is started."""
+    def up(self, *, fresh: bool = False, scale: Mapping[str, int] | None = None) -> None:
+        """Everything, idempotently: what runs is left alone, what is missing is started;
+        `scale[service]` replicas of a service (default 1), extra ones stopped."""
         self.start_infrastructure(fresh=fresh)
         keys.ensure_sealing_keys(self.config)
         keys.ensure_idp_key(self.config)
@@ -61,7 +62,7 @@ class Stack:
         with self._timed("targets"):
             targets.start(self.config)
         with self._timed("services"):
-            services.start(self.config)
+            services.start(self.config, scale=scale)
 
     def down(self) -> None:
         # Services first so none of them logs a storm of connection errors on the way out.
