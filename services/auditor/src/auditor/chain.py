@@ -42,12 +42,16 @@ class Verdict:
 
 
 def verify(
-    records: Iterable[ChainedRecord], key: bytes, *, expected_prev: str = GENESIS
+    records: Iterable[ChainedRecord],
+    key: bytes,
+    *,
+    expected_prev: str = GENESIS,
+    expected_seq: int | None = None,
 ) -> Verdict:
     """The first record that does not follow, whose content does not match its leaf, or
-    whose link the key does not give."""
+    whose link the key does not give. A run that continues an earlier one names where that
+    one ended (`expected_prev`, `expected_seq`)."""
     count = 0
-    expected_seq: int | None = None
     for record in records:
         if expected_seq is not None and record.seq != expected_seq:
             return Verdict(False, count, record.seq, f"sequence jumps from {expected_seq - 1}")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auditor.chain import GENESIS, ChainedRecord
@@ -94,7 +94,10 @@ async def records_of_request(session: AsyncSession, subject: str) -> list[AuditR
     )
 
 
-async def chain(session: AsyncSession, page: int = 2000) -> AsyncIterator[ChainedRecord]:
+async def chain_pages(
+    session: AsyncSession, page: int = 2000
+) -> AsyncIterator[list[ChainedRecord]]:
+    """The whole chain in sequence order, a page at a time: it may not fit in memory."""
     after = 0
     while True:
         rows = (
@@ -107,9 +110,9 @@ async def chain(session: AsyncSession, page: int = 2000) -> AsyncIterator[Chaine
         ).all()
         if not rows:
             return
-        for row in rows:
-            yield ChainedRecord(row.seq, content_of(row), row.leaf, row.prev_hash, row.hash)
+        yield [ChainedRecord(r.seq, content_of(r), r.leaf, r.prev_hash, r.hash) for r in rows]
         after = rows[-1].seq
+        session.expunge_all()  # the rows are done with: keep the session's memory flat
 
 
 async def last_checkpoint(session: AsyncSession) -> Checkpoint | None:
@@ -167,6 +170,10 @@ async def records_between(session: AsyncSession, first: int, last: int) -> list[
     )
 
 
+async def count_records(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
+
+
 async def tail_seq(session: AsyncSession) -> int:
     found = await session.scalar(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1))
     return int(found or 0)
@@ -213,3 +220,47 @@ async def find_records(
     if occurred_before is not None:
         query = query.where(AuditRecord.occurred_at < occurred_before)
     return list((await session.scalars(query.order_by(AuditRecord.seq).limit(limit))).all())
+
+
+async def records_of_resource(
+    session: AsyncSession, resource_id: str, *, until: datetime
+) -> list[AuditRecord]:
+    """The records naming the resource up to `until`, with every other record of the
+    requests that touched it (an undo's events do not name the resource), in sequence order."""
+    touching = (
+        select(AuditRecord.request_id)
+        .where(AuditRecord.resource_id == resource_id, AuditRecord.occurred_at <= until)
+        .distinct()
+    )
+    query = select(AuditRecord).where(
+        or_(AuditRecord.resource_id == resource_id, AuditRecord.request_id.in_(touching)),
+        AuditRecord.occurred_at <= until,
+    )
+    return list((await session.scalars(query.order_by(AuditRecord.seq))).all())
+
+
+async def history_before(
+    session: AsyncSession, before: datetime, *, page: int = 1000
+) -> AsyncIterator[AuditRecord]:
+    """Every record that occurred before `before`, in sequence order, read a page at a time
+    (a tenant's history can be long; the transaction's tenant bounds it). Reads of the audit
+    (`audit.read`) are left out: they say who looked, not what happened."""
+    after = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditRecord)
+                .where(
+                    AuditRecord.seq > after,
+                    AuditRecord.occurred_at < before,
+                    AuditRecord.event_type != "audit.read",
+                )
+                .order_by(AuditRecord.seq)
+                .limit(page)
+            )
+        ).all()
+        for row in rows:
+            yield row
+        if len(rows) < page:
+            return
+        after = rows[-1].seq

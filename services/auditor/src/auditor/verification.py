@@ -5,6 +5,7 @@ The first problem in sequence order is located, whichever check found it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,16 +21,11 @@ async def verify_all(
     sealed: Sequence[checkpoints.Checkpoint],
     public_key: Ed25519PublicKey,
 ) -> dict[str, Any]:
-    records = [record async for record in repository.chain(session)]
-    links = chain.verify(records, chain_key)
-    seals = checkpoints.verify_export(
-        ({"seq": r.seq, "leaf": r.leaf, "content": r.content} for r in records),
-        sealed,
-        public_key,
-    )
+    links = await _verify_links(session, chain_key)
+    seals = await _verify_seals(session, sealed, public_key)
     answer: dict[str, Any] = {
         "ok": links.ok and seals.ok,
-        "records": len(records),
+        "records": await repository.count_records(session),
         "checkpoints": seals.checked_checkpoints,
         "unsealed": seals.unsealed,
     }
@@ -50,3 +46,53 @@ async def verify_all(
         broken_at, reason = min(problems, key=lambda problem: problem[0])
         answer.update(broken_at_seq=broken_at, reason=reason)
     return answer
+
+
+async def _verify_links(session: AsyncSession, chain_key: bytes) -> chain.Verdict:
+    """The keyed chain, a page at a time, each page continuing the last."""
+    checked, prev, next_seq = 0, chain.GENESIS, None
+    async for page in repository.chain_pages(session):
+        verdict = chain.verify(page, chain_key, expected_prev=prev, expected_seq=next_seq)
+        checked += verdict.records
+        if not verdict.ok:
+            return replace(verdict, records=checked)
+        prev, next_seq = page[-1].hash, page[-1].seq + 1
+    return chain.Verdict(True, checked)
+
+
+async def _verify_seals(
+    session: AsyncSession,
+    sealed: Sequence[checkpoints.Checkpoint],
+    public_key: Ed25519PublicKey,
+) -> checkpoints.Verdict:
+    """Each published checkpoint against the records from the end of the one before it to
+    its own end (so a gap or a missing checkpoint shows), then the records after the last
+    one, which are not sealed yet: a window at a time, each no bigger than a checkpoint."""
+    records = checkpoints_checked = unsealed = 0
+    previous: checkpoints.Checkpoint | None = None
+    for checkpoint in [*sealed, None]:
+        first = previous.last_seq + 1 if previous is not None else 1
+        last = checkpoint.last_seq if checkpoint is not None else 2**63 - 1
+        window = await repository.records_between(session, first, last)
+        if not window and checkpoint is not None:
+            reason = (
+                f"records {first}..{last} sealed by checkpoint "
+                f"{checkpoint.first_seq}..{checkpoint.last_seq} are missing"
+            )
+            return checkpoints.Verdict(False, records, checkpoints_checked, first, reason)
+        verdict = checkpoints.verify_export(
+            ({"seq": r.seq, "leaf": r.leaf, "content": repository.content_of(r)} for r in window),
+            [c for c in (previous, checkpoint) if c is not None],
+            public_key,
+        )
+        session.expunge_all()
+        records += verdict.checked_records
+        # The checkpoint before the window is there for context (chaining), not counted.
+        checkpoints_checked += verdict.checked_checkpoints
+        unsealed += verdict.unsealed
+        if not verdict.ok:
+            return replace(
+                verdict, checked_records=records, checked_checkpoints=checkpoints_checked
+            )
+        previous = checkpoint or previous
+    return checkpoints.Verdict(True, records, checkpoints_checked, unsealed=unsealed)
