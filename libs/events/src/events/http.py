@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +19,18 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # A name, key or filter taken from a caller: printable text (PostgreSQL cannot even store NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """As the database compares it; a moment near year 1 or 9999 may not convert."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+# A time a caller gives (a query's bound): with an offset, and one the database can hold.
+UtcMoment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 PROBLEM_TYPE_PREFIX = "urn:provisioning:problem:"

@@ -9,13 +9,12 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime
 
 from apikeys import Caller
-from auditor import merkle, recording, repository, sealing, verification
+from auditor import evidence, reads, repository, sealing, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
-from events.http import PRINTABLE, ProblemError
+from events.http import PRINTABLE, ProblemError, UtcMoment
 
 # An export is a range of records: bounded, so that one call cannot hold the database.
 MAX_EXPORT = 10_000
@@ -35,14 +34,9 @@ def create_router(
     CallerDep = Annotated[Caller, Depends(authenticate)]
     public_key = sealer.private_key.public_key()
 
-    def overseer(caller: CallerDep) -> Caller:
-        """The whole record (every tenant's) is checked and exported only by the operator's
-        admins and auditors; it answers where it breaks, never another tenant's data."""
-        if not {"admin", "auditor"} & set(caller.roles):
-            raise ProblemError(403, "Only an admin or an auditor may do this")
-        return caller
-
-    OverseerDep = Annotated[Caller, Depends(overseer)]
+    # The whole record (every tenant's) is checked and exported only by admins and auditors;
+    # it answers where it breaks, never another tenant's data.
+    OverseerDep = Annotated[Caller, Depends(reads.overseer_only(authenticate))]
 
     @router.get("/requests/{request_id}")
     async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
@@ -60,8 +54,8 @@ def create_router(
         resource_id: uuid.UUID | None = None,
         person: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
         event_type: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
-        occurred_after: AwareDatetime | None = None,
-        occurred_before: AwareDatetime | None = None,
+        occurred_after: UtcMoment | None = None,
+        occurred_before: UtcMoment | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         cursor: Annotated[str | None, Query(max_length=40)] = None,
     ) -> dict[str, Any]:
@@ -69,7 +63,7 @@ def create_router(
         acted for), event type and time. An auditor or admin reads every record of the
         tenant; anyone else only those they acted in or were acted for. The read itself is
         recorded."""
-        overseer = bool({"admin", "auditor"} & set(caller.roles))
+        overseer = reads.oversees(caller)
         if not overseer and person not in (None, caller.name):
             raise ProblemError(403, "Only an admin or an auditor reads another person's records")
         query = {
@@ -87,15 +81,13 @@ def create_router(
                 after_seq=_after(cursor),
                 limit=limit,
             )
-        async with runtime.transaction() as session:
-            await recording.append_read(
-                session,
-                chain_key,
-                reader=caller.name,
-                tenant=caller.tenant,
-                query={k: v for k, v in query.items() if v is not None},
-                returned=len(rows),
-            )
+        await reads.record(
+            runtime,
+            chain_key,
+            caller,
+            {k: v for k, v in query.items() if v is not None},
+            len(rows),
+        )
         more = len(rows) == limit
         return {
             "items": [_event(r) for r in rows],
@@ -135,19 +127,16 @@ def create_router(
         if record is None:
             raise ProblemError(404, "No such audit record")
         async with runtime.session_factory() as session:
-            sealed = await repository.checkpoint_covering(session, seq)
-            if sealed is None:
-                raise ProblemError(409, "Not sealed yet", "Its checkpoint is still to come.")
-            leaves = await repository.leaves_between(session, sealed.first_seq, sealed.last_seq)
-        index = seq - sealed.first_seq
-        proof = merkle.inclusion_proof([bytes.fromhex(leaf) for _, leaf in leaves], index)
+            proof = (await evidence.proofs_of(session, [seq])).get(seq)
+        if proof is None:
+            raise ProblemError(409, "Not sealed yet", "Its checkpoint is still to come.")
         return {
             "seq": seq,
             "leaf": record.leaf,
             "content": repository.content_of(record),
-            "index": index,
-            "proof": [node.hex() for node in proof],
-            "checkpoint": sealing.checkpoint_of(sealed).to_dict(),
+            "index": proof.index,
+            "proof": list(proof.path),
+            "checkpoint": proof.checkpoint.to_dict(),
         }
 
     @router.get("/export")

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from apikeys import OAuthSettings, bearer_auth
-from auditor import api, checkpoints, handlers, models
+from auditor import api, checkpoints, handlers, models, reading, reporting, reports
 from auditor.sealing import Sealer, SealPolicy
 from auditor.settings import Settings
+from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 from events.sealing import read_key
 
@@ -38,5 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
     authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
-    router = api.create_router(runtime, authenticate, chain_key=chain_key, sealer=sealer)
-    return create_service_app(runtime, title="auditor", routers=[router])
+    # Reports price each catalog item's resources at the catalog's monthly price.
+    prices = {name: reports.Price(item.monthly_cost) for name, item in load_catalog().items.items()}
+    routers = [
+        api.create_router(runtime, authenticate, chain_key=chain_key, sealer=sealer),
+        reading.create_router(runtime, authenticate, chain_key=chain_key),
+        reporting.create_router(
+            runtime, authenticate, chain_key=chain_key, sealer=sealer, prices=prices
+        ),
+    ]
+    return create_service_app(runtime, title="auditor", routers=routers)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.sql.elements import ColumnElement
 
+from events.http import UtcMoment
 from request_api.models import ProvisioningRequest, Resource
 from request_api.search import filters, pages
 
@@ -19,26 +19,15 @@ DEFAULT_SORT = "-created_at"
 Value = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]
 
 
-def _in_utc(moment: datetime) -> datetime:
-    """As the database compares it; a moment near year 1 or 9999 may not convert."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range") from None
-
-
-Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-
-
 class Listing(BaseModel):
     """Query parameters of every list."""
 
     model_config = ConfigDict(extra="forbid")
 
-    created_after: Moment | None = Field(
+    created_after: UtcMoment | None = Field(
         None, description="Only those created at or after this moment (RFC 3339, with offset)."
     )
-    created_before: Moment | None = Field(
+    created_before: UtcMoment | None = Field(
         None, description="Only those created before this moment (RFC 3339, with offset)."
     )
     filter: str | None = Field(

@@ -1,0 +1,69 @@
+"""Routes that read the audit record back as a story: a request's journey step by step, and
+a resource as it stood at a past instant. Both are rebuilt from the records alone, and each
+read is itself recorded."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+
+from apikeys import Caller
+from auditor import entries, reads, repository, resource_state, timeline
+from events import ServiceRuntime
+from events.http import ProblemError, UtcMoment
+
+
+def create_router(
+    runtime: ServiceRuntime,
+    authenticate: Callable[[Request], Awaitable[Caller]],
+    *,
+    chain_key: bytes,
+) -> APIRouter:
+    router = APIRouter(prefix="/v1/audit")
+    CallerDep = Annotated[Caller, Depends(authenticate)]
+
+    @router.get("/requests/{request_id}/timeline")
+    async def request_timeline(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
+        """The request's steps in order: who did each, when its input arrived and when it
+        finished, and what it waited for (approvers, stock, retries). An auditor or admin
+        reads any request of the tenant; anyone else only one they asked for or that was
+        done for them. Another tenant's request is not found."""
+        async with runtime.tenant_transaction(caller.tenant) as session:
+            records = await repository.records_of_request(session, str(request_id))
+        views = [entries.entry_of(record) for record in records]
+        allowed = reads.oversees(caller) or caller.name in timeline.requesters_of(views)
+        query = {"request_id": str(request_id), "view": "timeline"}
+        await reads.record(runtime, chain_key, caller, query, len(views) if allowed else 0)
+        if not views:
+            raise ProblemError(404, "No audit records for this request")
+        if not allowed:
+            raise ProblemError(403, "Only an admin, an auditor or its requester reads this")
+        return dict(jsonable_encoder(timeline.timeline_of(str(request_id), views)))
+
+    @router.get("/resources/{resource_id}/state")
+    async def resource_state_at(
+        resource_id: uuid.UUID, caller: CallerDep, at: UtcMoment | None = None
+    ) -> dict[str, Any]:
+        """The resource as its records up to `at` (default: now) left it. An auditor or
+        admin reads any resource of the tenant; anyone else only one they own or asked
+        for. Not found: no record of it up to then, or another tenant's."""
+        moment = at if at is not None else datetime.now(UTC)
+        async with runtime.tenant_transaction(caller.tenant) as session:
+            records = await repository.records_of_resource(session, str(resource_id), until=moment)
+        views = [entries.entry_of(record) for record in records]
+        state = resource_state.state_at(str(resource_id), moment, views)
+        allowed = state is not None and (
+            reads.oversees(caller) or caller.name in resource_state.people_of(state, views)
+        )
+        query = {"resource_id": str(resource_id), "at": moment.isoformat(), "view": "state"}
+        await reads.record(runtime, chain_key, caller, query, len(views) if allowed else 0)
+        if state is None:
+            raise ProblemError(404, "No audit records for this resource up to then")
+        if not allowed:
+            raise ProblemError(403, "Only an admin, an auditor or its owner reads this")
+        return dict(jsonable_encoder(state))
+
+    return router
