@@ -11,6 +11,7 @@ install:
 	command -v uv >/dev/null || python3 -m pip install uv || python3 -m pip install --break-system-packages uv
 	if [ -f uv.lock ]; then uv sync --all-packages --frozen; else uv sync --all-packages; fi
 	uv run python -m devstack fetch-jars
+	bash deploy/k8s/install-tools.sh
 
 # SCALE="allocator=3 deployer=2": replicas per service, each in the same consumer group
 # (default 1 each; `make up` again without SCALE goes back to one).
