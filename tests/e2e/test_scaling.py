@@ -22,29 +22,23 @@ BURST = 60
 REPLICAS = 3
 
 
-async def members_once_settled(
-    stack: Stack, count: int, timeout_s: float = 60.0
-) -> dict[str, list[TopicPartition]]:
-    """The allocator group's assignment once it has `count` members that each hold
-    partitions (a rebalance takes a few seconds)."""
+async def settled_on(stack: Stack, count: int, timeout_s: float = 60.0) -> None:
+    """Wait until the allocator group has `count` members that between them hold each of its
+    partitions exactly once (a rebalance, or noticing a killed member, takes seconds)."""
     members: dict[str, list[TopicPartition]] = {}
     for _ in range(int(timeout_s / 0.5)):
         members = await group_assignment(stack.bootstrap_servers, "allocator")
-        if len(members) == count and all(members.values()):
-            return members
+        if len(members) == count and all(members.values()) and each_held_once(stack, members):
+            return
         await asyncio.sleep(0.5)
     raise AssertionError(f"the allocator group did not settle on {count} members: {members}")
 
 
-def assert_each_partition_held_once(stack: Stack, members: dict[str, list[TopicPartition]]) -> None:
+def each_held_once(stack: Stack, members: dict[str, list[TopicPartition]]) -> bool:
     held = Counter(tp for partitions in members.values() for tp in partitions)
-    assert set(held.values()) == {1}, held
-    every = {
-        TopicPartition(t, p)
-        for t in {tp.topic for tp in held}
-        for p in range(stack.config.partitions)
-    }
-    assert set(held) == every
+    topics = {tp.topic for tp in held}
+    every = {TopicPartition(t, p) for t in topics for p in range(stack.config.partitions)}
+    return set(held.values()) == {1} and set(held) == every
 
 
 async def test_three_allocators_share_partitions_and_one_killed_loses_nothing(
@@ -54,8 +48,7 @@ async def test_three_allocators_share_partitions_and_one_killed_loses_nothing(
     try:
         for replica in range(1, REPLICAS):
             await asyncio.to_thread(stack.start_service, "allocator", replica)
-        members = await members_once_settled(stack, REPLICAS)
-        assert_each_partition_held_once(stack, members)
+        await settled_on(stack, REPLICAS)
 
         names = [f"scaled_{uuid.uuid4().hex[:12]}" for _ in range(BURST)]
         accepted: list[str] = []
@@ -76,7 +69,7 @@ async def test_three_allocators_share_partitions_and_one_killed_loses_nothing(
 
         await asyncio.gather(submit_steadily(), kill_one_mid_burst())
         # The survivors take the dead member's partitions over.
-        assert_each_partition_held_once(stack, await members_once_settled(stack, REPLICAS - 1))
+        await settled_on(stack, REPLICAS - 1)
 
         for request_id in accepted:
             request = await platform.wait_terminal(request_id, timeout_s=180)
