@@ -11,7 +11,6 @@ import importlib
 import importlib.util
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,6 +19,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from tests.test_compose import strings
 
 from events import ServiceSettings
 
@@ -225,17 +225,6 @@ def strict_keda_schema() -> Doc:
 
     close(schema)
     return schema
-
-
-def strings(node: object) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from strings(value)
 
 
 # Schemas
