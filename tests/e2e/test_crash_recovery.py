@@ -60,7 +60,11 @@ async def test_killing_services_mid_burst_loses_nothing_and_repeats_nothing(plat
     assert await _count(stack, "request_api", "resources", ids) == len(ids)
     for request_id in accepted.values():
         history = (await platform.audit.get(f"/v1/audit/requests/{request_id}")).json()
-        counts = Counter(event["type"] for event in history["events"])
+        # A retry (a handler that failed while a service it called was being killed) is
+        # reported, not an effect: every pipeline event, though, is there exactly once.
+        counts = Counter(
+            event["type"] for event in history["events"] if event["type"] != "processing.retried"
+        )
         assert counts == Counter(PIPELINE_EVENTS), (request_id, counts)
     assert (await platform.audit.get("/v1/audit/verify")).json()["ok"] is True
 

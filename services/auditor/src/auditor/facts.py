@@ -7,24 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from events.logs import SECRET_WORDS
+
 # Widths of the audit record's columns: hostile events must not make an insert fail.
 REASON_MAX_CHARS = 2000
 PERSON_MAX_CHARS = 200
 ID_MAX_CHARS = 100
 
 REDACTED = "[redacted]"
-SECRET_WORDS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "private_key",
-    "privatekey",
-    "credential",
-    "api_key",
-    "apikey",
-)
 # References name where a secret is kept, never the secret: they are what the record needs.
 REFERENCES = frozenset({"credentials_ref"})
 # Deeper than any contract nests; what lies below is masked rather than inspected.
@@ -145,8 +135,13 @@ def redacted(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def is_secret_name(key: object) -> bool:
-    name = str(key).lower().replace("-", "_")
-    return name not in REFERENCES and any(word in name for word in SECRET_WORDS)
+    """Named like a secret (the platform's word list, which the logs mask too), with or
+    without its underscores (`privateKey`, `api-key`)."""
+    name = str(key).lower()
+    if name.replace("-", "_") in REFERENCES:
+        return False
+    bare = name.replace("-", "").replace("_", "")
+    return any(word.replace("_", "") in bare for word in SECRET_WORDS)
 
 
 def _masked(value: Any, depth: int) -> Any:
