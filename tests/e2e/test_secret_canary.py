@@ -5,16 +5,20 @@ base64 or hex form. Passwords the deployer generates, API keys and webhook signi
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from tests.e2e.client import SERVICES, Platform
-from tests.kafka_tools import read_topic
+from tests.kafka_tools import produce, read_topic, wait_for
 
 from devstack import postgres
+from events.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +137,96 @@ async def test_revealed_passwords_are_nowhere_else(platform: Platform):
             assert not found_in(page, secret), name
         assert not found_in(dump, secret)
     assert found_in(reveal.content, first)  # the search itself finds what is there
+
+
+LOG_FIELDS = {
+    "timestamp",
+    "level",
+    "service",
+    "logger",
+    "message",
+    "trace_id",
+    "span_id",
+    "request_id",
+}
+
+
+async def test_logs_are_json_lines_with_secrets_masked(platform: Platform):
+    """Secrets that reach a log line are masked by the services' filter: a request with a
+    password parameter, and malformed events carrying a password, a database URL with its
+    password and a bearer token, which the validator dead-letters and logs with the reason
+    (pydantic's error repeats the input). Every line of every service's log is one JSON
+    object with the fields the platform's log pipeline reads."""
+    canaries = [f"c{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    refused = await platform.api.post(
+        "/v1/requests",
+        json={
+            "catalog_item": "postgres_schema",
+            "parameters": {"name": f"log_{uuid.uuid4().hex[:8]}", "password": canaries[0]},
+        },
+    )
+    assert refused.status_code == 422
+    carried = [
+        {"password": canaries[1]},
+        {"dsn": f"postgresql://svc:{canaries[2]}@db/x"},
+        {"auth": f"Bearer {canaries[3]}"},
+    ]
+    poison = {str(uuid.uuid4()): data for data in carried}
+    await produce(
+        platform.stack.bootstrap_servers,
+        "provisioning.requests",
+        [
+            (subject.encode(), malformed_submission(subject, data).to_bytes())
+            for subject, data in poison.items()
+        ],
+    )
+    config = platform.stack.config
+
+    async def dead_letter_lines() -> list[dict[str, object]]:
+        lines = json_lines(config.log_file("validator"))
+        return [
+            line
+            for line in lines
+            if line["request_id"] in poison and "dead-lettering" in str(line["message"])
+        ]
+
+    async def all_logged() -> list[dict[str, object]] | None:
+        lines = await dead_letter_lines()
+        return lines if len(lines) == len(poison) else None
+
+    for line in await wait_for(all_logged, what="the dead letters logged"):
+        assert "[REDACTED]" in str(line["message"]), line  # the filter did the masking
+        assert line["level"] == "ERROR" and line["service"] == "validator"
+    logs = [config.log_file(name) for name in SERVICES]
+    logs += [p for name in SERVICES for p in config.logs_dir.glob(f"{name}-*.log")]
+    for path in logs:
+        for line in json_lines(path):
+            assert set(line) >= LOG_FIELDS, (path, line)
+        text = path.read_text(errors="replace")
+        for canary in canaries:
+            assert canary not in text, path
+
+
+def malformed_submission(subject: str, data: dict[str, str]) -> Envelope:
+    return Envelope(
+        id=uuid.uuid4(),
+        source="test",
+        type="request.submitted",
+        subject=subject,
+        time=datetime.now(UTC),
+        data=data,
+    )
+
+
+def json_lines(path: Path) -> list[dict[str, object]]:
+    """Every line of a service's log, each of which must be a JSON object."""
+    lines = []
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if text.strip():
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:
+                raise AssertionError(f"{path}:{number} is not JSON: {text[:200]}") from None
+            assert isinstance(line, dict), (path, number)
+            lines.append(line)
+    return lines

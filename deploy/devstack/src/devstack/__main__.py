@@ -1,4 +1,4 @@
-"""Command line: `python -m devstack up|down|status|wipe|fetch-jars|demo`."""
+"""Command line: `python -m devstack up|down|status|wipe|fetch-jars|demo|trace`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def _run(args: argparse.Namespace, stack: Stack) -> int:
         from devstack import demo
 
         demo.run(stack.config)
+    elif args.command == "trace":
+        from devstack import traces
+
+        print(traces.report(stack.config.traces_dir, args.request_id, sql=args.sql))
     return 0
 
 
@@ -88,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("wipe", help="delete data, logs and keys (stack must be down)")
     commands.add_parser("fetch-jars", help="download the Kafka broker's jars with Maven")
     commands.add_parser("demo", help="walk a request through the running stack")
+    trace = commands.add_parser("trace", help="a request's trace as a tree, with durations")
+    trace.add_argument("request_id")
+    trace.add_argument("--sql", action="store_true", help="each SQL statement, not their sum")
     return parser
 
 

@@ -70,6 +70,10 @@ class StackConfig:
     audit_checkpoint_every_s: float = 60.0
     # The audience of the test identity provider's access tokens (the receiver plays the IdP).
     oauth_audience: str = "provisioning-api"
+    # Metrics: how often lag and backlog are read, and when a request counts as stuck.
+    metrics_refresh_s: float = 5.0
+    stuck_after_s: float = 900.0
+    stuck_check_interval_s: float = 30.0
 
     @classmethod
     def default(cls, repo: Path) -> StackConfig:
@@ -121,6 +125,9 @@ class StackConfig:
             target_retry_backoff_s=0.3,
             audit_checkpoint_every_records=100,
             audit_checkpoint_every_s=1.0,
+            metrics_refresh_s=1.0,
+            stuck_after_s=3.0,  # an approval wait (capped at 6 s) is watched becoming stuck
+            stuck_check_interval_s=0.5,
         )
 
     @property

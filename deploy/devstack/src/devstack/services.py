@@ -69,6 +69,7 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         "DATABASE_URL": postgres.sqlalchemy_url(config, module),
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "TRACES_DIR": str(config.traces_dir),
+        "METRICS_REFRESH_S": str(config.metrics_refresh_s),
     }
     login = postgres.OWN_LOGINS.get(module)
     if login is not None:
@@ -96,6 +97,8 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["WEBHOOK_MAX_ATTEMPTS"] = str(config.webhook_max_attempts)
         env["WEBHOOK_TIMEOUT_S"] = str(config.webhook_timeout_s)
         env["WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
+        env["STUCK_AFTER_S"] = str(config.stuck_after_s)
+        env["STUCK_CHECK_INTERVAL_S"] = str(config.stuck_check_interval_s)
         if config.approval_time_cap_s is not None:
             env["APPROVAL_TIME_CAP_S"] = str(config.approval_time_cap_s)
     if config.inject_faults and name in FAULT_POINTS:

@@ -4,7 +4,14 @@ an identity provider's access tokens."""
 from apikeys.caller import Caller
 from apikeys.dependency import ApiKeyBearer, bearer_auth
 from apikeys.roles import ROLES, Role
-from apikeys.store import ApiKey, create_key, ensure_schema, issue_key, verify_key
+from apikeys.store import (
+    ApiKey,
+    create_identity_engine,
+    create_key,
+    ensure_schema,
+    issue_key,
+    verify_key,
+)
 from apikeys.tokens import OAuthSettings, TokenVerifier
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "Role",
     "TokenVerifier",
     "bearer_auth",
+    "create_identity_engine",
     "create_key",
     "ensure_schema",
     "issue_key",

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlalchemy import DateTime, MetaData, String, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from apikeys.roles import unknown_roles
@@ -56,6 +56,12 @@ class ApiKey(Base):
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return "active"
+
+
+def create_identity_engine(url: str, *, pool_size: int = 2) -> AsyncEngine:
+    """The keys' database as a service reaches it: connections checked before use, so that a
+    database restart costs a reconnect, not a failed call; values kept out of errors."""
+    return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True)
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:

@@ -44,6 +44,7 @@ from events.errors import (
     describe,
     is_infrastructure_error,
 )
+from events.logs import request_context
 from events.metrics import RuntimeMetrics
 from events.outbox import stage, stage_raw
 from events.router import Registration, Router
@@ -81,6 +82,13 @@ class Delivery:
     @property
     def headers(self) -> tracing.Headers:
         return tracing.decode_kafka_headers(self.record.headers)
+
+    @property
+    def request_id(self) -> str | None:
+        """For log lines: the Kafka key is the request id, also of an undecodable message."""
+        if self.envelope is not None:
+            return self.envelope.subject
+        return self.record.key.decode(errors="replace") if self.record.key else None
 
 
 @dataclass(frozen=True)
@@ -237,20 +245,33 @@ class Consumer:
         failed_before: Mapping[uuid.UUID, _Failure] | None = None,
     ) -> list[tuple[Delivery, str]]:
         outcomes = []
-        async with self._session_factory() as session, session.begin():
+        record = deliveries[0].record
+        async with (
+            # The transaction's own work (inbox, outbox, commit), beside the messages' spans.
+            tracing.batch_span(
+                self._tracer,
+                record.topic,
+                record.partition,
+                [d.headers for d in deliveries],
+                group=self._service,
+            ),
+            self._session_factory() as session,
+            session.begin(),
+        ):
             fresh = await self._claim(session, [d.event_id for d in deliveries])
             for delivery in deliveries:
                 if delivery.event_id not in fresh:
                     outcomes.append((delivery, "duplicate"))
                     continue
                 fresh.discard(delivery.event_id)
-                if delivery.undecodable is not None:
-                    self._dead_letter(session, delivery, delivery.undecodable)
-                    outcomes.append((delivery, "dead_lettered"))
-                else:
-                    failure = (failed_before or {}).get(delivery.event_id)
-                    outcome = await self._handle(session, delivery, isolated, failure)
-                    outcomes.append((delivery, outcome))
+                with request_context(delivery.request_id):
+                    if delivery.undecodable is not None:
+                        self._dead_letter(session, delivery, delivery.undecodable)
+                        outcomes.append((delivery, "dead_lettered"))
+                    else:
+                        failure = (failed_before or {}).get(delivery.event_id)
+                        outcome = await self._handle(session, delivery, isolated, failure)
+                        outcomes.append((delivery, outcome))
         return outcomes
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
@@ -321,28 +342,31 @@ class Consumer:
         already failed once, on the fast path."""
         assert delivery.envelope is not None
         envelope, record = delivery.envelope, delivery.record
+        # Each message's span has its own parent (the publish span in its headers), so a batch
+        # mixing requests keeps every message in its request's trace.
         with self._tracer.start_as_current_span(
-            f"{record.topic} process",
+            f"process {record.topic}",
             context=tracing.extract(delivery.headers),
             kind=SpanKind.CONSUMER,
             attributes={
-                "messaging.system": "kafka",
+                **tracing.message_attributes(record.topic, record.key),
                 "messaging.operation.type": "process",
-                "messaging.destination.name": record.topic,
+                "messaging.operation.name": "process",
                 "messaging.destination.partition.id": str(record.partition),
                 "messaging.kafka.offset": record.offset,
                 "messaging.consumer.group.name": self._service,
                 "messaging.message.id": str(envelope.id),
                 "cloudevents.event_type": envelope.type,
-                "request.id": envelope.subject,
+                **tracing.request_attributes(envelope.subject, envelope.data),
             },
         ) as span:
             attempt = 0 if failure is None else 1
             while True:
                 attempt += 1
-                started = time.perf_counter()
+                started, outcome = time.perf_counter(), "error"
                 try:
                     await self._run_handler(session, delivery, savepoint=isolated, attempt=attempt)
+                    outcome = "ok"
                     if failure is not None:
                         self._report_retries(session, delivery, attempt, "succeeded", failure)
                     return "handled"
@@ -351,6 +375,13 @@ class Consumer:
                         raise
                     span.record_exception(error)
                     if not isolated:
+                        log.warning(
+                            "%s %s failed (attempt 1); the batch runs again, a message at a "
+                            "time: %s",
+                            envelope.type,
+                            envelope.id,
+                            describe(error),
+                        )
                         raise _HandlerFailed(delivery.event_id, error) from error
                     first_at = failure.at if failure is not None else datetime.now(UTC)
                     failure = _Failure(first_at, describe(error))
@@ -369,7 +400,7 @@ class Consumer:
                     )
                     await asyncio.sleep(self._options.retry_backoff_s * 2 ** (attempt - 1))
                 finally:
-                    self._metrics.handler_duration.labels(envelope.type).observe(
+                    self._metrics.handler_duration.labels(envelope.type, outcome).observe(
                         time.perf_counter() - started
                     )
 

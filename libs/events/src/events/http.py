@@ -1,9 +1,11 @@
-"""HTTP conventions shared by every service: RFC 9457 problem details and a body size cap."""
+"""HTTP conventions shared by every service: RFC 9457 problem details, a body size cap, and
+the RED metrics of every route."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,6 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from events.logs import REQUEST_ID
+from events.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +149,43 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(413, "Request body too large", f"At most {self.max_bytes} bytes.")
         await response(scope, receive, send)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class HttpMetrics:
+    """Counts and times every HTTP request by method, route template and status code. The
+    template (`/v1/requests/{request_id}`), never the path: ids would make a series each.
+    A path that matches no route is `unmatched`."""
+
+    def __init__(self, app: ASGIApp, metrics: RuntimeMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless an answer starts: an exception becomes a 500 further out
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+
+
+async def bind_request_id(request: Request) -> None:
+    """An app-wide dependency: log lines of a route about one request carry its id."""
+    request_id = request.path_params.get("request_id")
+    if request_id is not None:
+        REQUEST_ID.set(str(request_id))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -144,14 +145,10 @@ class OutboxRelay:
             log.warning("producer did not stop cleanly: %s", describe(error))
 
     async def _publish_forever(self, producer: AIOKafkaProducer) -> None:
-        idle_rounds = 0
         while True:
             published = await self._publish_batch(producer)
             if published >= self._batch_size:
                 continue
-            idle_rounds += 1
-            if idle_rounds % 20 == 0:
-                await self._refresh_backlog()
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
@@ -178,26 +175,25 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(self, producer: AIOKafkaProducer, row: OutboxMessage) -> asyncio.Future[object]:
+        """Send one message; its publish span is a child of the transaction that staged it and
+        ends when the broker acknowledges it. Consumers continue the trace from the span."""
         stored = [(str(name), str(value)) for name, value in row.headers]
-        parent = tracing.extract(stored)
-        with self._tracer.start_as_current_span(
-            f"{row.topic} publish",
-            context=parent,
+        span = self._tracer.start_span(
+            f"publish {row.topic}",
+            context=tracing.extract(stored),
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "publish",
-                "messaging.destination.name": row.topic,
-            },
-        ):
-            own = [(n, v) for n, v in stored if n not in ("traceparent", "tracestate")]
-            headers = tracing.kafka_headers(tracing.inject(own))
+            attributes=tracing.publish_attributes(row.topic, row.key, row.value),
+        )
+        own = [(n, v) for n, v in stored if n not in ("traceparent", "tracestate")]
+        headers = tracing.kafka_headers(tracing.inject(own, span))
+        try:
             delivery: asyncio.Future[object] = await producer.send(
                 row.topic, value=row.value, key=row.key, headers=headers
             )
-            return delivery
-
-    async def _refresh_backlog(self) -> None:
-        async with self._session_factory() as session:
-            backlog = await session.scalar(select(func.count()).select_from(OutboxMessage))
-        self._metrics.outbox_backlog.set(backlog or 0)
+        except BaseException as error:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            span.end()
+            raise
+        delivery.add_done_callback(functools.partial(tracing.end_on_delivery, span))
+        return delivery

@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -30,13 +31,15 @@ from events import tenancy, tracing
 from events.consumer import Consumer
 from events.envelope import Envelope, Event
 from events.errors import describe
-from events.http import BodySizeLimit, install_problem_handlers
+from events.http import BodySizeLimit, HttpMetrics, bind_request_id, install_problem_handlers
+from events.lag import LagMonitor
+from events.logs import configure_logging
 from events.metrics import RuntimeMetrics
 from events.openapi import document_problems
 from events.outbox import OutboxRelay, stage
 from events.router import Router
 from events.settings import ServiceSettings
-from events.tables import RuntimeBase
+from events.tables import OutboxMessage, RuntimeBase
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,12 @@ class ServiceRuntime:
         metadata: Sequence[MetaData] = (),
         routers: Sequence[Router] = (),
         deps: Any = None,
+        metrics: RuntimeMetrics | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """`metrics`: given when the service registers metrics of its own in its registry
+        before the runtime exists (its handlers' dependencies observe them). `tracer_provider`:
+        likewise, when clients built before the runtime trace with it (the deployer's drivers)."""
         self.settings = settings
         self.service = settings.service_name
         self.tenant_role = tenancy.tenant_role(self.service)
@@ -72,9 +80,12 @@ class ServiceRuntime:
             hide_parameters=True,  # error messages must not carry values, secrets among them
         )
         self.session_factory = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.metrics = RuntimeMetrics.create()
-        self.tracer_provider = tracing.create_tracer_provider(self.service, settings.traces_dir)
+        self.metrics = metrics or RuntimeMetrics.create()
+        self.tracer_provider = tracer_provider or tracing.create_tracer_provider(
+            self.service, settings.traces_dir
+        )
         self.tracer = tracing.tracer_of(self.tracer_provider)
+        tracing.instrument_engine(self.engine, self.tracer_provider)
         self._metadata = [RuntimeBase.metadata, *metadata]
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._periodic: list[tuple[str, float, Callable[[AsyncSession], Awaitable[None]]]] = []
@@ -101,6 +112,12 @@ class ServiceRuntime:
             )
             for router in routers:
                 self.consumer.include_router(router)
+        self.lag = LagMonitor(
+            group=self.service,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            metrics=self.metrics,
+            timeout_s=settings.kafka_timeout_s,
+        )
 
     @contextlib.asynccontextmanager
     async def running(self, prepare: Prepare | None = None) -> AsyncIterator[None]:
@@ -111,6 +128,9 @@ class ServiceRuntime:
             async with self.transaction() as session:
                 await prepare(session)
         relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-relay")
+        metrics_task = asyncio.create_task(
+            self._refresh_metrics_forever(), name=f"{self.service}-metrics"
+        )
         periodic_tasks = [
             asyncio.create_task(self._every(interval_s, work), name=f"{self.service}-{name}")
             for name, interval_s, work in self._periodic
@@ -123,8 +143,9 @@ class ServiceRuntime:
         try:
             yield
         finally:
-            for task in periodic_tasks:
+            for task in [*periodic_tasks, metrics_task]:
                 await _finish(task, timeout_s=0)
+            await self.lag.close()
             if self.consumer is not None and consumer_task is not None:
                 await self.consumer.stop()
                 await _finish(consumer_task, timeout_s=20.0)
@@ -154,6 +175,36 @@ class ServiceRuntime:
                     await work(session)
             except Exception as error:
                 log.warning("periodic work failed, retried next round: %s", describe(error))
+
+    async def refresh_metrics(self) -> None:
+        """Metrics read rather than counted: the outbox's backlog and its oldest message's
+        age (from the database, whether or not the relay can reach Kafka), and consumer lag."""
+        async with asyncio.timeout(self.settings.kafka_timeout_s), self.session_factory() as db:
+            backlog = await db.scalar(select(func.count()).select_from(OutboxMessage))
+            oldest = await db.scalar(
+                select(func.extract("epoch", func.now() - OutboxMessage.created_at))
+                .order_by(OutboxMessage.id)
+                .limit(1)
+            )
+        self.metrics.outbox_backlog.set(backlog or 0)
+        self.metrics.outbox_oldest_age.set(max(float(oldest or 0), 0.0))
+        if self.consumer is not None:
+            await self.lag.refresh(self.consumer.kafka)
+
+    async def _refresh_metrics_forever(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.refresh_metrics()
+                if failing:
+                    log.info("metrics refreshed again")
+                failing = False
+            except Exception as error:
+                # Once per outage: the consumer and relay already say what is broken.
+                if not failing:
+                    log.warning("metrics not refreshed: %s", describe(error))
+                failing = True
+            await asyncio.sleep(self.settings.metrics_refresh_s)
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Close something the service opened (pools, engines) when it stops."""
@@ -285,27 +336,18 @@ def create_service_app(
         async with runtime.running(prepare):
             yield
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(bind_request_id)])
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    # Outside the body cap, so that its 413 answers are counted too.
+    app.add_middleware(HttpMetrics, metrics=runtime.metrics)
     install_problem_handlers(app)
     app.include_router(runtime.ops_router())
     for router in routers:
         app.include_router(router)
     app.state.runtime = runtime
+    tracing.instrument_app(app, runtime.tracer_provider)
     document_problems(app, own_error_format)
     return app
-
-
-def configure_logging(service: str) -> None:
-    """Plain, timestamped lines on stderr unless the process configured logging already."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
-        )
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
 
 
 async def _finish(task: asyncio.Task[None], *, timeout_s: float) -> None:

@@ -27,6 +27,8 @@ class ServiceSettings(BaseSettings):
     kafka_timeout_s: float = 15.0
     relay_batch_size: int = 500
     max_body_bytes: int = 64 * 1024
+    # How often metrics that are read rather than counted (consumer lag, outbox backlog) are.
+    metrics_refresh_s: float = 5.0
     # Chaos testing, off unless set: {fault point: marker}. A fault point is an event type
     # (its handler fails before running) or a point a service names inside a handler; the
     # fault fires for messages whose data contains the marker.

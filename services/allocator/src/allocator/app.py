@@ -7,11 +7,11 @@ import json
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from allocator import api, backorders, handlers, models, repository
 from allocator.settings import Settings
-from apikeys import OAuthSettings, bearer_auth
+from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await repository.sync_quotas(session, organisation)
         await repository.sync_units(session, organisation)
 
-    identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
+    identity_engine = create_identity_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
     authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
     return create_service_app(

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from apikeys import OAuthSettings, bearer_auth
+from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from auditor import api, checkpoints, handlers, models, reading, reporting, reports
 from auditor.sealing import Sealer, SealPolicy
 from auditor.settings import Settings
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Rounds more often than the period, so a checkpoint is at most a round late.
     runtime.add_periodic("checkpoints", min(1.0, settings.checkpoint_every_s), sealer.round)
-    identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
+    identity_engine = create_identity_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(identity_engine.dispose)
     authenticate = bearer_auth(async_sessionmaker(identity_engine), OAuthSettings())
     # Reports price each catalog item's resources at the catalog's monthly price.

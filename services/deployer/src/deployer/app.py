@@ -4,9 +4,10 @@ and looks after it until it is gone (drift checks, deletion after retention)."""
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from apikeys import OAuthSettings, bearer_auth
+from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
 from deployer import api, handlers, models, upkeep
 from deployer.drivers import Driver, Drivers
@@ -15,12 +16,13 @@ from deployer.drivers.ldap import LdapDriver
 from deployer.drivers.postgres import PostgresDriver
 from deployer.drivers.webhooks import LicenceDriver, MdmDriver
 from deployer.settings import Settings
-from events import ServiceRuntime, create_service_app
+from events import ServiceRuntime, create_service_app, tracing
 from events.sealing import SecretCipher
 
 
-def build_drivers(settings: Settings) -> Drivers:
-    """One driver per (driver name, target server id) the settings configure."""
+def build_drivers(settings: Settings, tracer_provider: TracerProvider | None = None) -> Drivers:
+    """One driver per (driver name, target server id) the settings configure; with a
+    `tracer_provider`, every driver call and webhook HTTP call is a span."""
     timeout_s = settings.target_timeout_s
     postgres = PostgresDriver(settings.target_servers, timeout_s=timeout_s)
     by_target: dict[tuple[str, str], Driver] = {
@@ -32,16 +34,23 @@ def build_drivers(settings: Settings) -> Drivers:
         by_target["aws_ec2", server_id] = Ec2InstanceDriver(aws, timeout_s=timeout_s)
         by_target["aws_s3", server_id] = S3BucketDriver(aws, timeout_s=timeout_s)
     for server_id, vendor in settings.licence_targets.items():
-        by_target["licence", server_id] = LicenceDriver(vendor, timeout_s=timeout_s)
+        by_target["licence", server_id] = LicenceDriver(
+            vendor, timeout_s=timeout_s, tracer_provider=tracer_provider
+        )
     for server_id, mdm in settings.mdm_targets.items():
-        by_target["mdm", server_id] = MdmDriver(mdm, timeout_s=timeout_s)
-    return Drivers(by_target)
+        by_target["mdm", server_id] = MdmDriver(
+            mdm, timeout_s=timeout_s, tracer_provider=tracer_provider
+        )
+    tracer = tracing.tracer_of(tracer_provider) if tracer_provider is not None else None
+    return Drivers(by_target, tracer)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     cipher = SecretCipher.from_key_file(settings.credentials_key_file)
-    drivers = build_drivers(settings)
+    # Made before the runtime, so that the drivers, built before it too, trace with it.
+    tracer_provider = tracing.create_tracer_provider(settings.service_name, settings.traces_dir)
+    drivers = build_drivers(settings, tracer_provider)
     runtime = ServiceRuntime(
         settings,
         metadata=[models.Base.metadata],
@@ -53,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             verify_fault_marker=settings.inject_faults.get("deployer.verify"),
             retention_cap_s=settings.retention_cap_s,
         ),
+        tracer_provider=tracer_provider,
     )
     runtime.add_periodic(
         "drift check",
@@ -64,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.upkeep_interval_s,
         upkeep.purge_retained(runtime, drivers),
     )
-    identity_engine = create_async_engine(settings.identity_database_url, pool_size=2)
+    identity_engine = create_identity_engine(settings.identity_database_url, pool_size=2)
     runtime.add_cleanup(drivers.close)
     runtime.add_cleanup(identity_engine.dispose)
     identity = async_sessionmaker(identity_engine)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
@@ -29,7 +30,8 @@ from request_api.api_common import (
 from request_api.approvals import repository as approval_stages
 from request_api.approvals import workflow as approval_workflow
 from request_api.models import ProvisioningRequest
-from request_api.submissions import submit
+from request_api.progress import ProgressMetrics
+from request_api.submissions import submit, trace_attributes
 from request_api.versions import IfMatch, etag, require_match
 
 
@@ -38,6 +40,7 @@ def create_router(
     catalog: Catalog,
     allocator: httpx.AsyncClient,
     authenticate: Callable[[Request], Awaitable[Caller]],
+    progress: ProgressMetrics,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
     CallerDep = Annotated[Caller, Depends(authenticate)]
@@ -82,6 +85,8 @@ def create_router(
                 resource_id=uuid.uuid4(),
                 expires_at=expires_at,
             )
+        # The root of the request's trace: found by its id like every span after it.
+        trace.get_current_span().set_attributes(trace_attributes(request))
         return accepted(request)
 
     @router.get("/requests/{request_id}")
@@ -123,7 +128,8 @@ def create_router(
             if request.status == "awaiting_approval":
                 # Nothing was held yet and no step will hear of it again: it ends here.
                 await approval_workflow.withdraw(session, request_id, tenant=caller.tenant)
-                await repository.move_request(session, request_id, "cancelled")
+                moved = await repository.move_request(session, request_id, "cancelled")
+                progress.moved(session, moved)
                 await session.refresh(request)
         return JSONResponse(
             request.public(), status_code=202, headers={"ETag": etag(request.version)}
@@ -146,6 +152,7 @@ def create_router(
                     "Nothing to retry",
                     "Only a request whose compensation failed can be retried.",
                 )
+            progress.compensation_retried(session, request.catalog_item)
             runtime.publish(
                 session,
                 CompensationRetryRequested(request_id=request_id, requested_by=caller.name),

@@ -7,11 +7,12 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from apikeys import OAuthSettings, bearer_auth
+from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
-from events import ServiceRuntime, create_service_app
+from events import ServiceRuntime, create_service_app, tracing
+from events.metrics import RuntimeMetrics
 from events.sealing import SecretCipher
 from request_api import (
     api_bundles,
@@ -23,6 +24,7 @@ from request_api import (
     lease_clock,
     limits,
     models,
+    progress,
 )
 from request_api.approvals import api as approvals_api
 from request_api.approvals import clock as approvals_clock
@@ -40,15 +42,25 @@ from request_api.webhooks.listener import ActivitySignal
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     catalog = load_catalog()
+    metrics = RuntimeMetrics.create()
+    progress_metrics = progress.ProgressMetrics.create(metrics.registry)
     runtime = ServiceRuntime(
         settings,
         metadata=[models.Base.metadata],
         routers=[handlers.router],
-        deps=handlers.Deps(catalog=catalog, approval_time_cap_s=settings.approval_time_cap_s),
+        deps=handlers.Deps(
+            catalog=catalog,
+            progress=progress_metrics,
+            approval_time_cap_s=settings.approval_time_cap_s,
+        ),
+        metrics=metrics,
     )
-    identity_engine = create_async_engine(settings.identity_database_url, pool_size=5)
+    identity_engine = create_identity_engine(settings.identity_database_url, pool_size=5)
     deployer = httpx.AsyncClient(base_url=settings.deployer_url, timeout=10.0)
     allocator = httpx.AsyncClient(base_url=settings.allocator_url, timeout=10.0)
+    for traced in (deployer, allocator):
+        tracing.instrument_http_client(traced, runtime.tracer_provider)
+    tracing.instrument_engine(identity_engine, runtime.tracer_provider)  # API key lookups
     runtime.add_cleanup(deployer.aclose)
     runtime.add_cleanup(allocator.aclose)
     runtime.add_cleanup(identity_engine.dispose)
@@ -67,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticate, limits.Limits(runtime, settings)
     )
     routers = [
-        api_requests.create_router(runtime, catalog, allocator, authenticate_within_limits),
+        api_requests.create_router(
+            runtime, catalog, allocator, authenticate_within_limits, progress_metrics
+        ),
         api_resources.create_router(runtime, catalog, deployer, authenticate_within_limits),
         api_bundles.create_router(runtime, catalog, authenticate_within_limits),
         api_people.create_router(runtime, authenticate_within_limits),
@@ -109,6 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "approval-clock",
         settings.approval_sweep_interval_s,
         partial(approvals_clock.tick, runtime),
+    )
+    runtime.add_periodic(
+        "stuck-requests",
+        settings.stuck_check_interval_s,
+        partial(
+            progress.count_stuck,
+            progress_metrics,
+            longer_than=timedelta(seconds=settings.stuck_after_s),
+        ),
     )
     app = create_service_app(
         runtime,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from catalog import Catalog
 from events import HandlerContext, Router
@@ -32,6 +33,7 @@ from events.contracts.validation import (
 )
 from request_api import bundles, lifecycle, repository, submissions
 from request_api.approvals import workflow as approvals
+from request_api.progress import ProgressMetrics
 
 router = Router()
 
@@ -39,6 +41,7 @@ router = Router()
 @dataclass(frozen=True)
 class Deps:
     catalog: Catalog
+    progress: ProgressMetrics
     # Caps every approval wait (test stacks watch days of escalation in seconds).
     approval_time_cap_s: float | None = None
 
@@ -48,12 +51,12 @@ Context = HandlerContext[Deps]
 
 @router.on(RequestValidated)
 async def on_validated(event: RequestValidated, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "validated")
+    await _move(ctx, event.request_id, "validated")
 
 
 @router.on(ApprovalRequired)
 async def on_awaiting_approval(event: ApprovalRequired, ctx: Context) -> None:
-    if await repository.move_request(ctx.session, event.request_id, "awaiting_approval"):
+    if await _move(ctx, event.request_id, "awaiting_approval"):
         approvals.open_first_stage(
             ctx.session, ctx.deps.catalog, event, cap_s=ctx.deps.approval_time_cap_s
         )
@@ -65,34 +68,34 @@ async def on_rejected(event: RequestRejected, ctx: Context) -> None:
         {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
         for problem in event.reasons
     ]
-    await repository.move_request(ctx.session, event.request_id, "rejected", reasons=reasons)
+    await _move(ctx, event.request_id, "rejected", reasons=reasons)
     await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
     await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(AllocationBackordered)
 async def on_backordered(event: AllocationBackordered, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "backordered")
+    await _move(ctx, event.request_id, "backordered")
 
 
 @router.on(ResourceAllocated)
 async def on_allocated(event: ResourceAllocated, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "allocated")
+    await _move(ctx, event.request_id, "allocated")
 
 
 @router.on(ResourceConfigured)
 async def on_configured(event: ResourceConfigured, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "configured")
+    await _move(ctx, event.request_id, "configured")
 
 
 @router.on(ResourceDeployed)
 async def on_deployed(event: ResourceDeployed, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "deployed")
+    await _move(ctx, event.request_id, "deployed")
 
 
 @router.on(ResourceVerified)
 async def on_verified(event: ResourceVerified, ctx: Context) -> None:
-    await repository.move_request(ctx.session, event.request_id, "verified")
+    await _move(ctx, event.request_id, "verified")
 
 
 @router.on(ProvisioningCompleted)
@@ -105,7 +108,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
         )
     elif await repository.cancel_requested(ctx.session, event.request_id):
         # Cancelled in time: the deployer removes what it just created.
-        await repository.move_request(ctx.session, event.request_id, "compensating")
+        await _move(ctx, event.request_id, "compensating")
         return
     else:
         item = ctx.deps.catalog.get(event.catalog_item)
@@ -124,9 +127,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
             monthly_cost=item.monthly_cost if item else 0.0,
             expires_at=await repository.expiry_of_request(ctx.session, event.request_id),
         )
-    await repository.move_request(
-        ctx.session, event.request_id, "completed", resource_id=event.resource_id
-    )
+    await _move(ctx, event.request_id, "completed", resource_id=event.resource_id)
     await undo_failed_bundle(ctx, event.request_id)
 
 
@@ -153,7 +154,7 @@ async def on_allocation_failed(event: AllocationFailed, ctx: Context) -> None:
 @router.on(ConfigurationFailed)
 async def on_configuration_failed(event: ConfigurationFailed, ctx: Context) -> None:
     reason = _reason("configuration", event.reason, event.code)
-    await repository.move_request(ctx.session, event.request_id, "compensating", reason=reason)
+    await _move(ctx, event.request_id, "compensating", reason=reason)
 
 
 @router.on(ProvisioningFailed)
@@ -163,23 +164,28 @@ async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> Non
         await _failed(ctx, event.request_id, "deployment", event.reason, event.code)
         return
     reason = _reason(event.step, event.reason, event.code)
-    await repository.move_request(ctx.session, event.request_id, "compensating", reason=reason)
+    await _move(ctx, event.request_id, "compensating", reason=reason)
 
 
 @router.on(AllocationReleased)
 async def on_released(event: AllocationReleased, ctx: Context) -> None:
     if event.operation == "provision":
-        await repository.move_request(ctx.session, event.request_id, await _end_of_undo(ctx, event))
+        await _move(ctx, event.request_id, await _end_of_undo(ctx, event))
         await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(CompensationFailed)
 async def on_compensation_failed(event: CompensationFailed, ctx: Context) -> None:
     reason = _reason(f"compensation of {event.step}", event.reason, "compensation_failed")
-    await repository.move_request(
-        ctx.session, event.request_id, "compensation_failed", reason=reason
-    )
+    await _move(ctx, event.request_id, "compensation_failed", reason=reason)
     await undo_failed_bundle(ctx, event.request_id)
+
+
+async def _move(ctx: Context, request_id: uuid.UUID, status: str, **changes: Any) -> bool:
+    """Move the request (see `repository.move_request`), its progress measured."""
+    moved = await repository.move_request(ctx.session, request_id, status, **changes)
+    ctx.deps.progress.moved(ctx.session, moved)
+    return moved is not None
 
 
 async def _end_of_undo(ctx: Context, event: AllocationReleased) -> str:
@@ -197,7 +203,7 @@ async def _failed(
     cancelled = await repository.cancel_requested(ctx.session, request_id)
     gave_up = (code or "internal") == "internal"
     status = "cancelled" if cancelled else "rolled_back" if gave_up else "failed"
-    await repository.move_request(ctx.session, request_id, status, reason=reason)
+    await _move(ctx, request_id, status, reason=reason)
     await repository.settle_resource_of(ctx.session, request_id, retired=False)
     await undo_failed_bundle(ctx, request_id)
 

@@ -8,6 +8,9 @@ Events of one request arrive on several topics, so a late one must not undo a ne
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 SUBMITTED = "submitted"
 FORWARD = (
     "submitted",
@@ -26,6 +29,8 @@ UNDOING = "compensating"
 _ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
 
 ALL = (*FORWARD, UNDOING, *sorted(TERMINAL))
+# Every status a request may still leave on its own.
+IN_FLIGHT = (*FORWARD, UNDOING)
 
 
 def may_move(current: str, new: str) -> bool:
@@ -41,3 +46,24 @@ def may_move(current: str, new: str) -> bool:
 def may_move_from(new: str) -> frozenset[str]:
     """Every status a request may be in for `new` to replace it."""
     return frozenset(status for status in ALL if may_move(status, new))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change as the database made it, with what its metrics need."""
+
+    catalog_item: str
+    operation: str
+    old: str
+    new: str
+    submitted_at: datetime
+    entered_old_at: datetime
+    at: datetime
+
+    @property
+    def seconds_in_old(self) -> float:
+        return max((self.at - self.entered_old_at).total_seconds(), 0.0)
+
+    @property
+    def seconds_since_submitted(self) -> float:
+        return max((self.at - self.submitted_at).total_seconds(), 0.0)

@@ -47,6 +47,11 @@ class ProvisioningRequest(Base):
     tenant: Mapped[str] = mapped_column(String(100), index=True, default="default")
     operation: Mapped[str] = mapped_column(String(20), default="provision")
     status: Mapped[str] = mapped_column(String(30), index=True)
+    # When the request entered its status (updated_at also moves for a cancel flag or late
+    # reasons): the time spent in each status is measured from it.
+    status_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

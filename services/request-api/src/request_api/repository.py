@@ -41,6 +41,7 @@ async def add_request(
         expires_at=expires_at,
         bundle_id=bundle_id,
         status=lifecycle.SUBMITTED,
+        status_changed_at=now,
         reasons=[],
     )
     session.add(request)
@@ -65,9 +66,9 @@ async def move_request(
     reason: dict[str, Any] | None = None,
     reasons: list[dict[str, Any]] | None = None,
     resource_id: uuid.UUID | None = None,
-) -> bool:
-    """Move the request to `status` unless it is already further along (one statement).
-    Reasons are recorded either way: a late failure still explains a rollback."""
+) -> lifecycle.Transition | None:
+    """Move the request to `status` unless it is already further along; None if it did not
+    move. Reasons are recorded either way: a late failure still explains a rollback."""
     added = [*([reason] if reason else []), *(reasons or [])]
     if added:
         await session.execute(
@@ -76,20 +77,64 @@ async def move_request(
             .values(reasons=ProvisioningRequest.reasons.op("||")(literal(added, JSONB)))
             .execution_options(synchronize_session=False)
         )
-    changes: dict[str, Any] = {"status": status, "updated_at": func.now()}
+    # Locked, so that the status it leaves, and since when, are those it really left.
+    before = (
+        await session.execute(
+            select(ProvisioningRequest.status, ProvisioningRequest.status_changed_at)
+            .where(
+                ProvisioningRequest.id == request_id,
+                ProvisioningRequest.status.in_(lifecycle.may_move_from(status)),
+            )
+            .with_for_update()
+        )
+    ).one_or_none()
+    if before is None:
+        return None
+    changes: dict[str, Any] = {
+        "status": status,
+        "status_changed_at": func.statement_timestamp(),
+        "updated_at": func.now(),
+    }
     if resource_id is not None:
         changes["resource_id"] = resource_id
-    moved = await session.execute(
-        update(ProvisioningRequest)
-        .where(
-            ProvisioningRequest.id == request_id,
-            ProvisioningRequest.status.in_(lifecycle.may_move_from(status)),
+    after = (
+        await session.execute(
+            update(ProvisioningRequest)
+            .where(ProvisioningRequest.id == request_id)
+            .values(**changes)
+            .returning(
+                ProvisioningRequest.catalog_item,
+                ProvisioningRequest.operation,
+                ProvisioningRequest.created_at,
+                ProvisioningRequest.status_changed_at,
+            )
+            # No ORM object of this row is loaded in a consumer's session: nothing to
+            # synchronise.
+            .execution_options(synchronize_session=False)
         )
-        .values(**changes)
-        # No ORM object of this row is loaded in a consumer's session: nothing to synchronise.
-        .execution_options(synchronize_session=False)
+    ).one()
+    return lifecycle.Transition(
+        catalog_item=after.catalog_item,
+        operation=after.operation,
+        old=before.status,
+        new=status,
+        submitted_at=after.created_at,
+        entered_old_at=before.status_changed_at,
+        at=after.status_changed_at,
     )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+async def stuck_requests(session: AsyncSession, *, longer_than: timedelta) -> dict[str, int]:
+    """How many requests have been in each status of the way longer than `longer_than`."""
+    rows = await session.execute(
+        select(ProvisioningRequest.status, func.count())
+        .where(
+            ProvisioningRequest.status.in_(lifecycle.IN_FLIGHT),
+            ProvisioningRequest.status_changed_at < func.now() - longer_than,
+        )
+        .group_by(ProvisioningRequest.status)
+    )
+    return {status: count for status, count in rows.tuples()}
 
 
 async def request_cancel(
@@ -315,7 +360,11 @@ async def reopen_compensation(
             ProvisioningRequest.tenant == tenant,
             ProvisioningRequest.status == "compensation_failed",
         )
-        .values(status="compensating", updated_at=func.now())
+        .values(
+            status="compensating",
+            status_changed_at=func.statement_timestamp(),
+            updated_at=func.now(),
+        )
         .returning(ProvisioningRequest)
         .execution_options(synchronize_session=False)
     )

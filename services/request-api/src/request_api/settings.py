@@ -37,4 +37,8 @@ class Settings(ServiceSettings):
     webhook_batch_size: int = 200
     # How long the activity journal (SSE, webhooks) and the delivery log keep a row.
     journal_retention_days: float = 30.0
+    # A request in a status of the way (not ended) for longer than this counts as stuck in
+    # the `provisioning_requests_stuck` gauge, counted every `stuck_check_interval_s`.
+    stuck_after_s: float = 900.0
+    stuck_check_interval_s: float = 30.0
     webhook_allow_private_urls: bool = False

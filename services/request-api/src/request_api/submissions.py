@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.util.types import AttributeValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events import ServiceRuntime
+from events import ServiceRuntime, tracing
 from events.contracts.requests import RequestSubmitted
 from request_api import repository
 from request_api.models import ProvisioningRequest
@@ -52,9 +53,15 @@ async def submit(
             bundle_id=bundle_id,
             rotate_credentials=rotate_credentials,
         )
-        span.set_attribute("request.id", str(request.id))
+        span.set_attributes(trace_attributes(request))
         runtime.publish(session, submitted)
     return request
+
+
+def trace_attributes(request: ProvisioningRequest) -> dict[str, AttributeValue]:
+    """What finds a request's spans: `request.id`, `tenant.id`, `catalog.item`."""
+    facts = {"tenant": request.tenant, "catalog_item": request.catalog_item}
+    return tracing.request_attributes(str(request.id), facts)
 
 
 async def record(

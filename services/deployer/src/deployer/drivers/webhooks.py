@@ -24,11 +24,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from deployer.drivers.base import Deployed, Placement, TargetConflict, TargetUnavailable
-from events import PermanentError
+from events import PermanentError, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,20 @@ class Observed:
 class SignedClient:
     """One system's endpoint: every call signed, and bounded by `timeout_s` as a whole."""
 
-    def __init__(self, system: str, target: WebhookTarget, *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        system: str,
+        target: WebhookTarget,
+        *,
+        timeout_s: float,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.system = system
         self._webhook = Webhook(target.secret_file.read_text().strip())
         self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(base_url=target.url.rstrip("/"), timeout=timeout_s)
+        if tracer_provider is not None:
+            tracing.instrument_http_client(self._client, tracer_provider)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -193,8 +203,16 @@ class LicenceDriver:
 
     needs_secret = False
 
-    def __init__(self, target: WebhookTarget, *, timeout_s: float) -> None:
-        self._vendor = SignedClient("licence-vendor", target, timeout_s=timeout_s)
+    def __init__(
+        self,
+        target: WebhookTarget,
+        *,
+        timeout_s: float,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self._vendor = SignedClient(
+            "licence-vendor", target, timeout_s=timeout_s, tracer_provider=tracer_provider
+        )
 
     async def close(self) -> None:
         await self._vendor.close()
@@ -265,8 +283,16 @@ class MdmDriver:
 
     needs_secret = False
 
-    def __init__(self, target: WebhookTarget, *, timeout_s: float) -> None:
-        self._mdm = SignedClient("mdm", target, timeout_s=timeout_s)
+    def __init__(
+        self,
+        target: WebhookTarget,
+        *,
+        timeout_s: float,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self._mdm = SignedClient(
+            "mdm", target, timeout_s=timeout_s, tracer_provider=tracer_provider
+        )
 
     async def close(self) -> None:
         await self._mdm.close()
