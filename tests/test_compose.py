@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from opentelemetry.sdk import environment_variables as otel_variables
 from sqlalchemy.engine import make_url
 
 from allocator.settings import Settings as AllocatorSettings
@@ -30,6 +31,9 @@ INFRASTRUCTURE = {
     "kafka-topics": "service_completed_successfully",
 }
 USES_IDENTITY = {"request-api", "allocator", "deployer", "auditor"}
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+OBSERVABILITY = {"jaeger": 16686, "prometheus": 9090, "grafana": 3000}
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,16 @@ def mount_source(volumes: list[str], path: PurePosixPath) -> str:
         source, target = volume.split(":")[:2]
         if path.is_relative_to(target):
             return source
+    raise AssertionError(f"nothing mounted at {path}")
+
+
+def host_path(volumes: list[str], path: PurePosixPath) -> Path:
+    """The checkout's file or folder a bind mount shows a container at `path`."""
+    for volume in volumes:
+        source, target = volume.split(":")[:2]
+        if path.is_relative_to(target):
+            assert source.startswith("./"), f"{path} comes from {source}, not the checkout"
+            return (COMPOSE_FILE.parent / source / path.relative_to(target)).resolve()
     raise AssertionError(f"nothing mounted at {path}")
 
 
@@ -251,9 +265,23 @@ def test_service_is_healthy_when_ready_and_stops_gracefully(compose: Compose, ap
 
 @each_app
 def test_environment_names_are_settings_fields(compose: Compose, app: App) -> None:
-    """The Settings ignore unknown variables, so a misspelt name would pass silently."""
+    """The Settings ignore unknown variables, so a misspelt name would pass silently. The
+    OpenTelemetry SDK reads the standard `OTEL_*` ones itself."""
     fields = {field.upper() for field in settings_class(app).model_fields}
-    assert set(environment(compose, app.name)) <= fields
+    names = set(environment(compose, app.name))
+    standard = {name for name in names if name.startswith("OTEL_")}
+    assert names - standard <= fields
+    assert standard <= set(vars(otel_variables))
+
+
+@each_app
+def test_service_sends_its_spans_to_jaeger_under_its_own_name(compose: Compose, app: App) -> None:
+    env = environment(compose, app.name)
+    assert env["OTEL_SERVICE_NAME"] == app.name
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"  # OTLP over HTTP
+    # Jaeger's receivers listen on localhost unless told otherwise.
+    jaeger = service(compose, "jaeger")["command"]
+    assert "--set=receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in jaeger
 
 
 @each_app
@@ -391,3 +419,73 @@ def test_published_ports_listen_on_loopback_only(compose: Compose) -> None:
     for name, spec in compose["services"].items():
         for port in spec.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+def test_observability_images_are_pinned_and_published_on_their_usual_ports(
+    compose: Compose,
+) -> None:
+    for name, port in OBSERVABILITY.items():
+        spec = service(compose, name)
+        image, _, tag = spec["image"].partition(":")
+        assert tag and tag != "latest", f"{name}: pin {image}"
+        assert spec["ports"] == [f"127.0.0.1:{port}:{port}"]
+        assert spec["restart"] == "unless-stopped"
+    assert service(compose, "jaeger")["image"].startswith("jaegertracing/jaeger:2.")
+
+
+def test_prometheus_scrapes_every_service_by_its_compose_name(compose: Compose) -> None:
+    spec = service(compose, "prometheus")
+    config_file = host_path(
+        spec["volumes"], PurePosixPath(option(spec["command"], "--config.file"))
+    )
+    assert config_file == PROMETHEUS_DIR / "prometheus.yml"
+    config = yaml.safe_load(config_file.read_text())
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "provisioning"
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    scraped = {
+        target: group["labels"]["service"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    assert scraped == {f"{app.name}:{app.port}": app.name for app in APPS}
+    # Rule files are globs relative to the configuration file, in the mounted folder.
+    rule_files = [
+        path for pattern in config["rule_files"] for path in config_file.parent.glob(pattern)
+    ]
+    assert sorted(rule_files) == sorted(PROMETHEUS_DIR.glob("rules/*.yml"))
+    assert rule_files
+    assert "healthcheck" in spec
+
+
+def test_grafana_provisions_the_dashboards_and_both_datasources(compose: Compose) -> None:
+    spec = service(compose, "grafana")
+    provisioning = host_path(spec["volumes"], PurePosixPath("/etc/grafana/provisioning"))
+    assert provisioning == GRAFANA_DIR / "provisioning"
+    [providers_file] = (provisioning / "dashboards").glob("*.yaml")
+    [provider] = yaml.safe_load(providers_file.read_text())["providers"]
+    assert provider["type"] == "file"
+    dashboards = host_path(spec["volumes"], PurePosixPath(provider["options"]["path"]))
+    assert dashboards == GRAFANA_DIR / "dashboards"
+    assert len(list(dashboards.glob("*.json"))) == 4
+    home = PurePosixPath(
+        environment(compose, "grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    )
+    assert host_path(spec["volumes"], home).is_file()
+
+    datasources = {
+        source["type"]: source
+        for file in (provisioning / "datasources").glob("*.yaml")
+        for source in yaml.safe_load(file.read_text())["datasources"]
+    }
+    assert set(datasources) == {"prometheus", "jaeger"}
+    assert datasources["prometheus"]["url"] == f"http://prometheus:{OBSERVABILITY['prometheus']}"
+    assert datasources["jaeger"]["url"] == f"http://jaeger:{OBSERVABILITY['jaeger']}"
+    assert dependencies(compose, "grafana") == {
+        "prometheus": "service_healthy",
+        "jaeger": "service_started",
+    }
+    env = environment(compose, "grafana")
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    # The admin password comes from the environment of `docker compose`, not the file.
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")

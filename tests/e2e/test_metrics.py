@@ -33,6 +33,12 @@ RUNTIME_FAMILIES = {
     "kafka_consumergroup_current_offset": "gauge",
     "http_requests": "counter",
     "http_request_duration_seconds": "histogram",
+    "process_cpu_seconds": "counter",
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
 }
 REQUEST_FAMILIES = {
     "provisioning_stage_duration_seconds": "histogram",

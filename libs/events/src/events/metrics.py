@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -37,6 +37,8 @@ class RuntimeMetrics:
     @classmethod
     def create(cls) -> RuntimeMetrics:
         registry = CollectorRegistry()
+        # CPU, memory, open files and start time of this process: the saturation dashboard's.
+        ProcessCollector(registry=registry)
         return cls(
             registry=registry,
             messages_processed=Counter(
