@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
+from tests.e2e.test_metrics import REQUEST_FAMILIES, RUNTIME_FAMILIES
 
 from events.metrics import RuntimeMetrics
 from events.topics import SERVICES
@@ -495,30 +496,9 @@ def test_every_recording_rule_is_used() -> None:
 
 def test_the_exposed_families_are_the_documented_ones() -> None:
     families = exposed_families()
-    assert {name: family.kind for name, family in families.items()} == {
-        "events_processed": "counter",
-        "event_handler_duration_seconds": "histogram",
-        "events_dead_lettered": "counter",
-        "outbox_published": "counter",
-        "outbox_backlog": "gauge",
-        "outbox_oldest_unpublished_age_seconds": "gauge",
-        "kafka_consumergroup_lag": "gauge",
-        "kafka_consumergroup_lag_seconds": "gauge",
-        "kafka_consumergroup_current_offset": "gauge",
-        "http_requests": "counter",
-        "http_request_duration_seconds": "histogram",
-        "process_cpu_seconds": "counter",
-        "process_virtual_memory_bytes": "gauge",
-        "process_resident_memory_bytes": "gauge",
-        "process_start_time_seconds": "gauge",
-        "process_open_fds": "gauge",
-        "process_max_fds": "gauge",
-        "provisioning_stage_duration_seconds": "histogram",
-        "provisioning_end_to_end_seconds": "histogram",
-        "provisioning_compensations_started": "counter",
-        "provisioning_compensations_finished": "counter",
-        "provisioning_requests_stuck": "gauge",
-    }
+    # The same families the live services are checked to expose (tests/e2e/test_metrics.py).
+    expected = {**RUNTIME_FAMILIES, **REQUEST_FAMILIES}
+    assert {name: family.kind for name, family in families.items()} == expected
     assert families["kafka_consumergroup_lag"].labels == {"consumergroup", "topic", "partition"}
 
 
