@@ -19,24 +19,8 @@ from events.contracts.common import Problem
 from events.envelope import Event
 
 CONTRACT_MODULES = (requests, validation, allocation, configuration, deployment, processing)
-# The request statuses of the request-api's lifecycle (services never import each other).
-STATUSES = {
-    "submitted",
-    "awaiting_approval",
-    "validated",
-    "backordered",
-    "allocated",
-    "configured",
-    "deployed",
-    "verified",
-    "compensating",
-    "completed",
-    "rejected",
-    "failed",
-    "rolled_back",
-    "compensation_failed",
-    "cancelled",
-}
+# The request statuses of the request-api's lifecycle, as its contract names them.
+STATUSES = set(requests.ALL_STATUSES)
 REQUEST_ID = uuid.uuid4()
 RESOURCE_ID = uuid.uuid4()
 NOW = datetime(2026, 11, 26, tzinfo=UTC)

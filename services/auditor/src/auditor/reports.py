@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.entries import Entry
+from events.contracts import requests
 
-# A request's statuses that end it (the request-api's lifecycle).
-TERMINAL = frozenset({"completed", "rejected", "failed", "rolled_back", "compensation_failed"})
+# A request's statuses that end it (the request-api's contract), and those that count as failed.
+TERMINAL = requests.TERMINAL_STATUSES
 FAILED = frozenset({"failed", "rolled_back", "compensation_failed"})
 # What a request does only once it may go ahead: after validation, allocation, completion.
 PROGRESS = frozenset({"request.validated", "resource.allocated", "provisioning.completed"})

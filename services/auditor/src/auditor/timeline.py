@@ -10,24 +10,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from auditor.entries import Entry
+from events.contracts import requests
 
 RETRIED = "processing.retried"
-# The request's statuses, as its records' `after` moves it (the request-api's lifecycle).
-FORWARD = (
-    "submitted",
-    "awaiting_approval",
-    "validated",
-    "backordered",
-    "allocated",
-    "configured",
-    "deployed",
-    "verified",
-    "completed",
-)
-ENDED = frozenset(
-    {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
-)
-_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
+# The request's statuses, as its records' `after` moves it (the request-api's contract).
+FORWARD = requests.FORWARD_STATUSES
+ENDED = requests.TERMINAL_STATUSES
+_ENDS_OF_UNDOING = requests.ENDS_OF_UNDOING
 
 # Records that say a service finished a step of the journey (its answer to the step's input).
 _FINISHING = frozenset(
@@ -148,7 +137,7 @@ def moves(current: str | None, new: str) -> bool:
         return new in _ENDS_OF_UNDOING
     if current == "completed":
         # A cancel that raced the completion undoes it.
-        return new == "compensating" or new in _ENDS_OF_UNDOING
+        return new == requests.UNDOING or new in _ENDS_OF_UNDOING
     if current in ENDED:
         return False
     if new in FORWARD:

@@ -11,24 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-SUBMITTED = "submitted"
-FORWARD = (
-    "submitted",
-    "awaiting_approval",
-    "validated",
-    "backordered",
-    "allocated",
-    "configured",
-    "deployed",
-    "verified",
-)
-TERMINAL = frozenset(
-    {"completed", "rejected", "failed", "rolled_back", "compensation_failed", "cancelled"}
-)
-UNDOING = "compensating"
-_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
+from events.contracts import requests
 
-ALL = (*FORWARD, UNDOING, *sorted(TERMINAL))
+SUBMITTED = requests.SUBMITTED
+FORWARD = requests.FORWARD_STATUSES
+TERMINAL = requests.TERMINAL_STATUSES
+UNDOING = requests.UNDOING
+_ENDS_OF_UNDOING = requests.ENDS_OF_UNDOING
+ALL = requests.ALL_STATUSES
 # Every status a request may still leave on its own.
 IN_FLIGHT = (*FORWARD, UNDOING)
 

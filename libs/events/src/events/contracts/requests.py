@@ -9,6 +9,24 @@ from events.envelope import Event
 
 TOPIC = "provisioning.requests"
 
+# A request's statuses, as the request-api's lifecycle moves them: part of its contract (its
+# API answers them; the audit rebuilds them from the events). The lifecycle's rules are its own.
+SUBMITTED = "submitted"
+FORWARD_STATUSES = (
+    SUBMITTED,
+    "awaiting_approval",
+    "validated",
+    "backordered",
+    "allocated",
+    "configured",
+    "deployed",
+    "verified",
+)
+UNDOING = "compensating"
+ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
+TERMINAL_STATUSES = frozenset({"completed", "rejected", "failed", *ENDS_OF_UNDOING})
+ALL_STATUSES = (*FORWARD_STATUSES, UNDOING, *sorted(TERMINAL_STATUSES))
+
 
 class RequestSubmitted(Event, RequestFacts):
     type = "request.submitted"
