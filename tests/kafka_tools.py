@@ -63,19 +63,6 @@ async def read_topic(
     return records
 
 
-async def wait_for(predicate, *, timeout_s: float = 30.0, interval_s: float = 0.2, what: str = ""):
-    """Poll an async predicate until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
-        await asyncio.sleep(interval_s)
-
-
 async def group_assignment(bootstrap: str, group: str) -> dict[str, list[TopicPartition]]:
     """The partitions each member of a consumer group holds, as the group coordinator says."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.client import Platform, key_for
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,15 +78,6 @@ async def request_big_vm(platform: Platform, requester: Person) -> str:
 
 async def status_is(platform: Platform, request_id: str, status: str) -> bool:
     return bool((await platform.api.get(f"/v1/requests/{request_id}")).json()["status"] == status)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (found := await check()):
-        assert loop.time() < deadline, "waited in vain"
-        await asyncio.sleep(0.2)
-    return found
 
 
 async def in_inbox(person: Person, request_id: str, stage: str) -> dict[str, Any] | None:

@@ -5,7 +5,6 @@ JSON; a request's evidence pack verifies offline, and a tampered one does not.""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.client import TERMINAL, Platform, key_for
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -73,15 +73,6 @@ class Person:
         return dict(await eventually(reached, timeout_s=90))
 
 
-async def eventually(check: Any, timeout_s: float = 60.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (found := await check()):
-        assert loop.time() < deadline, "waited in vain"
-        await asyncio.sleep(0.3)
-    return found
-
-
 @dataclass
 class Tenant:
     name: str
@@ -125,7 +116,7 @@ async def recorded(auditor: Person, request_id: str, event_type: str) -> None:
             event["type"] for event in answer.json()["events"]
         }
 
-    await eventually(has)
+    await eventually(has, timeout_s=60)
 
 
 def table_of(page: str) -> dict[str, list[list[str]]]:

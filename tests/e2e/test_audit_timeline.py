@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from tests.e2e.client import Platform, key_for
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,6 @@ def client(platform: Platform, service: str, key: str) -> httpx.AsyncClient:
 async def person(platform: Platform, role: str, tenant: str = "default") -> tuple[str, str]:
     name = f"{role}-{uuid.uuid4().hex[:6]}"
     return name, await key_for(platform.stack, name=name, tenant=tenant, roles=[role])
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (found := await check()):
-        assert loop.time() < deadline, "waited in vain"
-        await asyncio.sleep(0.2)
-    return found
 
 
 async def test_the_timeline_of_a_request_that_waited_for_approval_and_hit_a_retry_shows_both(

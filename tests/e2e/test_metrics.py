@@ -9,13 +9,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.client import SERVICES, Platform, key_for
+from tests.polling import eventually
 
 from events.outbox import RELAY_LOCK
 
@@ -75,17 +75,6 @@ async def scrape(platform: Platform, service: str) -> Scrape:
         page = await client.get(f"{platform.stack.service_url(service)}/metrics")
     assert page.status_code == 200, page.text
     return Scrape(page.text)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 30.0
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (found := await check()):
-        assert loop.time() < deadline, f"waited in vain: {what}"
-        await asyncio.sleep(0.3)
-    return found
 
 
 def unique(prefix: str) -> str:

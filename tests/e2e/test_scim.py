@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.client import Platform, key_for
-from tests.e2e.test_targets import eventually, groups_of
+from tests.e2e.test_targets import groups_of
+from tests.polling import eventually
 
 from devstack.stack import Stack
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from tests.e2e.client import SERVICES, Platform
-from tests.kafka_tools import produce, read_topic, wait_for
+from tests.kafka_tools import produce, read_topic
+from tests.polling import eventually
 
 from devstack import postgres
 from events.envelope import Envelope
@@ -194,7 +195,7 @@ async def test_logs_are_json_lines_with_secrets_masked(platform: Platform):
         lines = await dead_letter_lines()
         return lines if len(lines) == len(poison) else None
 
-    for line in await wait_for(all_logged, what="the dead letters logged"):
+    for line in await eventually(all_logged, what="the dead letters logged"):
         assert "[REDACTED]" in str(line["message"]), line  # the filter did the masking
         assert line["level"] == "ERROR" and line["service"] == "validator"
     logs = [config.log_file(name) for name in SERVICES]

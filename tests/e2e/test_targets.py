@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import boto3
@@ -20,6 +20,7 @@ import pytest
 from ldap3.core.exceptions import LDAPException
 from tests.e2e.client import Platform, fetchval, key_for
 from tests.e2e.test_lifecycle import wait_for_status
+from tests.polling import eventually
 
 from devstack import cloud, ldap, receiver
 from devstack.stack import Stack
@@ -29,20 +30,6 @@ pytestmark = pytest.mark.integration
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout_s: float = 20.0, what: str = ""
-) -> Any:
-    """Poll until `check` returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.3)
 
 
 # --- the directory, read over LDAP --------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from tests.e2e.client import Platform, fetchval, key_for
 from tests.e2e.subscriber import Subscriber
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +36,6 @@ async def subscriber() -> AsyncIterator[Subscriber]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {check}")
-        await asyncio.sleep(0.2)
 
 
 async def subscribe(api: httpx.AsyncClient, url: str, event_types: list[str]) -> dict[str, Any]:

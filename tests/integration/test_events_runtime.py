@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Integer, MetaData, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from tests.kafka_tools import create_topics, produce, read_topic, wait_for
+from tests.kafka_tools import create_topics, produce, read_topic
+from tests.polling import eventually
 
 from devstack import kafka, postgres
 from devstack.stack import Stack
@@ -155,14 +156,14 @@ async def test_crash_between_db_commit_and_offset_commit_applies_nothing_twice(
 
     crashed.consumer._commit = die_before_committing_offsets  # type: ignore[method-assign, assignment]
     async with crashed.running():
-        await wait_for(harness.effects, what="the first batch")
+        await eventually(harness.effects, what="the first batch")
         await asyncio.sleep(1.0)
     processed_before_crash = len(await harness.effects())
     assert 0 < processed_before_crash < len(pings)
 
     restarted = harness.runtime()
     async with restarted.running():
-        await wait_for(
+        await eventually(
             lambda: _at_least(harness.effects, len(pings)), timeout_s=60, what="all pings"
         )
         await asyncio.sleep(1.0)
@@ -194,7 +195,7 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
     )
     runtime = harness.runtime()
     async with runtime.running():
-        await wait_for(harness.effects, what="the good ping after the poison")
+        await eventually(harness.effects, what="the good ping after the poison")
     assert [n for _, n in await harness.effects()] == [5]
 
     dead = await read_topic(
@@ -224,8 +225,8 @@ async def test_retries_are_reported_once_handling_succeeds_or_gives_up(
             harness.topic_in,
             [harness.ping(3, flaky), harness.ping(-1, poison)],
         )
-        await wait_for(harness.effects, what="the flaky ping, on its retry")
-        await wait_for(lambda: _outbox_empty(runtime), what="the reports published")
+        await eventually(harness.effects, what="the flaky ping, on its retry")
+        await eventually(lambda: _outbox_empty(runtime), what="the reports published")
     assert [n for _, n in await harness.effects()] == [3]
 
     # The topic is shared with other tests' runtimes: ours are those of our two requests.
@@ -255,15 +256,15 @@ async def test_relay_recovers_after_a_broker_restart(harness: Harness) -> None:
                 runtime.publish(session, harness.ponged(request_id=request_id, n=1))  # type: ignore[call-arg]
 
     async with runtime.running():
-        await wait_for(lambda: _producer_ready(runtime), what="the relay's producer")
+        await eventually(lambda: _producer_ready(runtime), what="the relay's producer")
         await stage(request_ids[:10])
-        await wait_for(lambda: _outbox_empty(runtime), what="the first half published")
+        await eventually(lambda: _outbox_empty(runtime), what="the first half published")
         await asyncio.to_thread(kafka.stop, harness.stack.config)
         await stage(request_ids[10:])
         await asyncio.sleep(3.0)  # the relay fails and backs off meanwhile
         assert not await _outbox_empty(runtime)
         await asyncio.to_thread(kafka.start, harness.stack.config)
-        await wait_for(lambda: _outbox_empty(runtime), timeout_s=90, what="the backlog")
+        await eventually(lambda: _outbox_empty(runtime), timeout_s=90, what="the backlog")
 
     out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=20)
     assert {uuid.UUID(json.loads(r.value)["subject"]) for r in out} == set(request_ids)
@@ -275,7 +276,7 @@ async def test_database_outage_pauses_processing_and_never_dead_letters(
     runtime = harness.runtime()
     async with runtime.running():
         await produce(harness.stack.bootstrap_servers, harness.topic_in, [harness.ping(1)])
-        await wait_for(harness.effects, what="the first ping")
+        await eventually(harness.effects, what="the first ping")
         await asyncio.to_thread(postgres.stop, harness.stack.config)
         try:
             await produce(
@@ -286,7 +287,7 @@ async def test_database_outage_pauses_processing_and_never_dead_letters(
             await asyncio.sleep(3.0)
         finally:
             await asyncio.to_thread(postgres.start, harness.stack.config)
-        await wait_for(
+        await eventually(
             lambda: _at_least(harness.effects, 11), timeout_s=60, what="pings after the outage"
         )
     assert sorted(n for _, n in await harness.effects()) == list(range(1, 12))
