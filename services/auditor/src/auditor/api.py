@@ -3,14 +3,13 @@ inclusion proof against its signed checkpoint; an export for offline verificatio
 
 import base64
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
 
-from apikeys import Caller
+from apikeys import ApiKeyBearer, Caller
 from auditor import evidence, reads, repository, sealing, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
@@ -25,7 +24,7 @@ SeqQuery = Annotated[int, Query(ge=1, le=2**63 - 1)]
 
 def create_router(
     runtime: ServiceRuntime,
-    authenticate: Callable[[Request], Awaitable[Caller]],
+    authenticate: ApiKeyBearer,
     *,
     chain_key: bytes,
     sealer: sealing.Sealer,
@@ -36,7 +35,7 @@ def create_router(
 
     # The whole record (every tenant's) is checked and exported only by admins and auditors;
     # it answers where it breaks, never another tenant's data.
-    OverseerDep = Annotated[Caller, Depends(reads.overseer_only(authenticate))]
+    OverseerDep = Annotated[Caller, Depends(authenticate.then(reads.overseer_only))]
 
     @router.get("/requests/{request_id}")
     async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:

@@ -15,6 +15,8 @@ PERSON_MAX_CHARS = 200
 ID_MAX_CHARS = 100
 
 REDACTED = "[redacted]"
+# Every key of every event is checked: the words without underscores are made once.
+_BARE_SECRET_WORDS = tuple(word.replace("_", "") for word in SECRET_WORDS)
 # References name where a secret is kept, never the secret: they are what the record needs.
 REFERENCES = frozenset({"credentials_ref"})
 # Deeper than any contract nests; what lies below is masked rather than inspected.
@@ -141,7 +143,7 @@ def is_secret_name(key: object) -> bool:
     if name.replace("-", "_") in REFERENCES:
         return False
     bare = name.replace("-", "").replace("_", "")
-    return any(word.replace("_", "") in bare for word in SECRET_WORDS)
+    return any(word in bare for word in _BARE_SECRET_WORDS)
 
 
 def _masked(value: Any, depth: int) -> Any:

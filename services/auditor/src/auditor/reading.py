@@ -3,14 +3,13 @@ a resource as it stood at a past instant. Both are rebuilt from the records alon
 read is itself recorded."""
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 
-from apikeys import Caller
+from apikeys import ApiKeyBearer, Caller
 from auditor import entries, reads, repository, resource_state, timeline
 from events import ServiceRuntime
 from events.http import ProblemError, UtcMoment
@@ -18,7 +17,7 @@ from events.http import ProblemError, UtcMoment
 
 def create_router(
     runtime: ServiceRuntime,
-    authenticate: Callable[[Request], Awaitable[Caller]],
+    authenticate: ApiKeyBearer,
     *,
     chain_key: bytes,
 ) -> APIRouter:

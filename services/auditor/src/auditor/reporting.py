@@ -3,15 +3,15 @@ request's evidence pack for an external auditor. Admins and auditors only; each 
 itself recorded."""
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from apikeys import Caller
+from apikeys import ApiKeyBearer, Caller
 from auditor import (
     entries,
     evidence,
@@ -47,7 +47,7 @@ _ZIP_CONTENT = {"application/zip": {"schema": {"type": "string", "format": "bina
 
 def create_router(
     runtime: ServiceRuntime,
-    authenticate: Callable[[Request], Awaitable[Caller]],
+    authenticate: ApiKeyBearer,
     *,
     chain_key: bytes,
     sealer: sealing.Sealer,
@@ -59,7 +59,7 @@ def create_router(
     public_key = sealer.private_key.public_key()
 
     # Reports and evidence cover the whole tenant: for its admins and auditors.
-    OverseerDep = Annotated[Caller, Depends(reads.overseer_only(authenticate))]
+    OverseerDep = Annotated[Caller, Depends(authenticate.then(reads.overseer_only))]
 
     @router.get(
         "/reports",
