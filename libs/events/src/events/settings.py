@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.consumer import ConsumerOptions
+from events.outbound import AllowList
 
 
 class ServiceSettings(BaseSettings):
@@ -35,6 +37,18 @@ class ServiceSettings(BaseSettings):
     inject_faults: dict[str, str] = {}
     # The same, failing only a message's first try: the retry succeeds.
     transient_faults: dict[str, str] = {}
+    # Addresses that outbound calls (webhooks, vendor endpoints) may reach although they are
+    # not public: CIDRs and host:port entries, comma-separated. Empty: public addresses only.
+    outbound_allow_list: str = ""
+
+    @field_validator("outbound_allow_list")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        AllowList.parse(value)  # a mistyped entry stops the service at start-up
+        return value
+
+    def allow_list(self) -> AllowList:
+        return AllowList.parse(self.outbound_allow_list)
 
     def consumer_options(self) -> ConsumerOptions:
         return ConsumerOptions(
