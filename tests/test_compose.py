@@ -117,6 +117,10 @@ def created_databases() -> set[str]:
     return set(re.findall(r"CREATE DATABASE (\w+);", DATABASES_SCRIPT.read_text()))
 
 
+def created_logins() -> set[str]:
+    return set(re.findall(r"CREATE ROLE (\w+) LOGIN", DATABASES_SCRIPT.read_text()))
+
+
 def mount_source(volumes: list[str], path: PurePosixPath) -> str:
     """The volume or host path a container sees at `path` (or at a folder above it)."""
     for volume in volumes:
@@ -241,6 +245,21 @@ def test_service_uses_its_own_database_and_the_kafka_service(compose: Compose, a
     advertised = environment(compose, "kafka")["KAFKA_ADVERTISED_LISTENERS"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert "PLAINTEXT://kafka:9092" in advertised.split(",")
+
+
+@each_app
+def test_service_runs_as_its_own_login_and_the_owner_only_creates_its_schema(
+    compose: Compose, app: App
+) -> None:
+    env = environment(compose, app.name)
+    login = make_url(env["DATABASE_URL"]).username
+    assert login == app.module
+    assert login in created_logins()
+    assert f"GRANT CONNECT ON DATABASE {app.module} TO {login};" in DATABASES_SCRIPT.read_text()
+    owner = make_url(env["SCHEMA_DATABASE_URL"])
+    assert (owner.username, owner.database) == ("postgres", app.module)
+    if "IDENTITY_DATABASE_URL" in env:
+        assert make_url(env["IDENTITY_DATABASE_URL"]).username == login
 
 
 @each_app

@@ -101,6 +101,27 @@ def test_every_service_gets_its_own_database_and_the_shared_settings() -> None:
         )
 
 
+def test_every_service_runs_as_its_own_login_and_creates_its_schema_as_the_owner() -> None:
+    for name in SERVICES:
+        env = services.environment(TESTS, name)
+        login = name.replace("-", "_")
+        assert make_url(env["DATABASE_URL"]).username == login
+        assert make_url(env["SCHEMA_DATABASE_URL"]).username == postgres.PG_USER
+        if "IDENTITY_DATABASE_URL" in env:
+            assert make_url(env["IDENTITY_DATABASE_URL"]).username == login
+
+
+def test_only_the_logins_that_use_a_database_may_connect_to_it() -> None:
+    grants = postgres.connect_grants()
+    for database in postgres.DATABASES:
+        assert grants[database] == (
+            ["request_api", "allocator", "deployer", "auditor"]
+            if database == "identity"
+            else [database]
+        )
+    assert all("FROM PUBLIC" in s for s in postgres.cluster_statements() if "REVOKE" in s)
+
+
 def test_scale_names_replicas_per_service() -> None:
     assert services.parse_scale("allocator=3 deployer=2") == {"allocator": 3, "deployer": 2}
     assert services.parse_scale("allocator=3,deployer=2") == {"allocator": 3, "deployer": 2}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from devstack.config import StackConfig
+from devstack.config import SERVICE_MODULES, StackConfig
 from devstack.proc import StackError, is_alive, log_tail, run_async
 
 DATABASES = (
@@ -25,9 +25,17 @@ DATABASES = (
     "identity",
 )
 PG_USER = "postgres"
-# Services that run as a login of their own, not as the owner of their database: the
-# auditor, whose login may only read and append its history (the owner creates the schema).
-OWN_LOGINS = {"auditor": "auditor"}
+# Every service runs as a login of its own that owns nothing: the owner (PG_USER) creates
+# the schema at start (SCHEMA_DATABASE_URL) and the login gets what each table allows.
+LOGINS = {module: module for module in SERVICE_MODULES.values()}
+# What each login may do with the API keys: the request-api issues, rotates and revokes them;
+# the others only check them.
+IDENTITY_PRIVILEGES = {
+    "request_api": "SELECT, INSERT, UPDATE",
+    "allocator": "SELECT",
+    "deployer": "SELECT",
+    "auditor": "SELECT",
+}
 
 
 def sqlalchemy_url(config: StackConfig, database: str, *, user: str = PG_USER) -> str:
@@ -164,6 +172,38 @@ def _run_as_postgres(config: StackConfig, argv: list[str], *, what: str) -> None
         )
 
 
+def connect_grants() -> dict[str, list[str]]:
+    """Who may connect to each platform database: the logins that use it, nobody else (a
+    tenant's login on this cluster among them; the owner, a superuser, needs no grant)."""
+    grants: dict[str, list[str]] = {database: [] for database in DATABASES}
+    for module, login in LOGINS.items():
+        grants[module].append(login)
+    grants["identity"].extend(IDENTITY_PRIVILEGES)
+    return grants
+
+
+def cluster_statements() -> list[str]:
+    """Run in any database: who may connect where. Idempotent, run at every start."""
+    statements = []
+    for database, logins in connect_grants().items():
+        statements.append(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        statements += [f'GRANT CONNECT ON DATABASE "{database}" TO {login}' for login in logins]
+    return statements
+
+
+def identity_statements() -> list[str]:
+    """Run in `identity`: the logins' privileges on the keys' tables, on those there already
+    and on those the owner creates later (the keys' bootstrap creates the schema)."""
+    statements = []
+    for login, privileges in IDENTITY_PRIVILEGES.items():
+        statements.append(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {PG_USER} IN SCHEMA public"
+            f" GRANT {privileges} ON TABLES TO {login}"
+        )
+        statements.append(f"GRANT {privileges} ON ALL TABLES IN SCHEMA public TO {login}")
+    return statements
+
+
 async def _create_databases(config: StackConfig) -> None:
     connection = await asyncpg.connect(dsn(config, "postgres"))
     try:
@@ -174,9 +214,17 @@ async def _create_databases(config: StackConfig) -> None:
             if database not in existing:
                 await connection.execute(f'CREATE DATABASE "{database}"')
         logins = {row["rolname"] for row in await connection.fetch("SELECT rolname FROM pg_roles")}
-        for login in OWN_LOGINS.values():
+        for login in LOGINS.values():
             if login not in logins:
                 # Local connections are trusted here (initdb --auth-local=trust).
                 await connection.execute(f"CREATE ROLE {login} LOGIN")
+        for statement in cluster_statements():
+            await connection.execute(statement)
     finally:
         await connection.close()
+    identity = await asyncpg.connect(dsn(config, "identity"))
+    try:
+        for statement in identity_statements():
+            await identity.execute(statement)
+    finally:
+        await identity.close()

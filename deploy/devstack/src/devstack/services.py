@@ -66,17 +66,17 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
     env = {
         "SERVICE_NAME": name,
         "SERVICE_INSTANCE": instance_name(name, replica),
-        "DATABASE_URL": postgres.sqlalchemy_url(config, module),
+        "DATABASE_URL": postgres.sqlalchemy_url(config, module, user=postgres.LOGINS[module]),
+        # The owner, for the schema at start only.
+        "SCHEMA_DATABASE_URL": postgres.sqlalchemy_url(config, module),
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "TRACES_DIR": str(config.traces_dir),
         "METRICS_REFRESH_S": str(config.metrics_refresh_s),
     }
-    login = postgres.OWN_LOGINS.get(module)
-    if login is not None:
-        env["DATABASE_URL"] = postgres.sqlalchemy_url(config, module, user=login)
-        env["SCHEMA_DATABASE_URL"] = postgres.sqlalchemy_url(config, module)
     if name in USES_IDENTITY:
-        env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(config, "identity")
+        env["IDENTITY_DATABASE_URL"] = postgres.sqlalchemy_url(
+            config, "identity", user=postgres.LOGINS[module]
+        )
         # Access tokens of the receiver playing an identity provider are accepted too.
         env["OAUTH_ISSUER"] = config.oauth_issuer
         env["OAUTH_AUDIENCE"] = config.oauth_audience
@@ -96,7 +96,8 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["WEBHOOK_BACKOFF_CAP_S"] = str(config.webhook_backoff_cap_s)
         env["WEBHOOK_MAX_ATTEMPTS"] = str(config.webhook_max_attempts)
         env["WEBHOOK_TIMEOUT_S"] = str(config.webhook_timeout_s)
-        env["WEBHOOK_ALLOW_PRIVATE_URLS"] = "true"
+        # The tests' webhook subscribers listen on loopback, each on a port of its own.
+        env["OUTBOUND_ALLOW_LIST"] = "127.0.0.1/32"
         env["STUCK_AFTER_S"] = str(config.stuck_after_s)
         env["STUCK_CHECK_INTERVAL_S"] = str(config.stuck_check_interval_s)
         if config.approval_time_cap_s is not None:
@@ -111,6 +112,8 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["CHECKPOINT_EVERY_RECORDS"] = str(config.audit_checkpoint_every_records)
         env["CHECKPOINT_EVERY_S"] = str(config.audit_checkpoint_every_s)
     if name == "deployer":
+        # The target cluster's administrator, which creates roles and databases there: not
+        # the deployer's own login (DATABASE_URL), though locally it is the same cluster.
         target = {
             "admin_dsn": postgres.dsn(config, "postgres"),
             "host": "127.0.0.1",

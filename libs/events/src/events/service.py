@@ -258,13 +258,15 @@ class ServiceRuntime:
         for metadata in self._metadata:
             await connection.run_sync(metadata.create_all)
         await tenancy.install_row_security(connection, self._metadata, self.tenant_role)
+        # Without a separate owner the service is the owner, and row security is forced on it.
+        login = "CURRENT_USER"
         if separate_owner:
-            login = make_url(self.settings.database_url).username
+            login = make_url(self.settings.database_url).username or ""
             if not login:
                 raise ValueError("DATABASE_URL names no user, yet the schema has another owner")
-            await tenancy.install_service_login(
-                connection, self._metadata, login=login, tenant_role=self.tenant_role
-            )
+        await tenancy.install_service_login(
+            connection, self._metadata, login=login, tenant_role=self.tenant_role
+        )
 
     async def check_ready(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -1,10 +1,11 @@
 """Who may do what in a service's database. Tenant isolation in the database itself:
-PostgreSQL row-level security on every table that has a `tenant` column; and, where a
-service runs as a login other than its schema's owner, that login's grants.
+PostgreSQL row-level security, forced, on every table that has a `tenant` column; and the
+grants of the login the service runs as, which is not its schema's owner.
 
-A service's own login owns its tables and so is not subject to the policies (a login that
-is not the owner has a policy of its own that shows it every row): its consumer, which
-follows every tenant's events, works as it. An API route acting for a caller works as
+The owner creates the schema at start and is itself subject to the policies (FORCE), with
+none of its own: short of a superuser, it reads no tenant's rows. The service's login gets
+only what each table allows and a policy of its own that shows it every row: its consumer,
+which follows every tenant's events, works as it. An API route acting for a caller works as
 the service's tenant role, which sees and writes only the rows whose `tenant` is the
 transaction's `app.tenant`, so a query that forgets to name the tenant still finds nothing
 of another's."""
@@ -49,6 +50,8 @@ async def install_row_security(
     await _grant(connection, metadata, role)
     for table in tenant_tables(metadata):
         await connection.execute(text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+        # Else the owner would skip the policies: a leaked owner login would read everything.
+        await connection.execute(text(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY"))
         await connection.execute(text(f"DROP POLICY IF EXISTS {POLICY} ON {table}"))
         await connection.execute(
             text(
@@ -70,9 +73,10 @@ async def enter_tenant(session: AsyncSession, role: str, tenant: str) -> None:
 async def install_service_login(
     connection: AsyncConnection, metadata: Sequence[MetaData], *, login: str, tenant_role: str
 ) -> None:
-    """A service that runs as a login other than its schema's owner gets only what each table
-    allows (an append-only table: no UPDATE, DELETE or TRUNCATE, whatever the code does), may
-    act as its tenant role, and sees every tenant's rows (its consumer follows them all)."""
+    """The service's login gets only what each table allows (an append-only table: no
+    UPDATE, DELETE or TRUNCATE, whatever the code does), may act as its tenant role, and sees
+    every tenant's rows (its consumer follows them all). `login` may be CURRENT_USER, where a
+    service runs as its schema's owner (a test database)."""
     await _grant(connection, metadata, login)
     await connection.execute(text(f"GRANT {tenant_role} TO {login}"))
     for table in tenant_tables(metadata):

@@ -319,8 +319,10 @@ class PostgresDriver:
                 await connection.execute(f"CREATE DATABASE {database} OWNER {role}")
             elif owner != configuration.owner_role:
                 raise TargetConflict(f"database {database} already exists in {server_id}")
+            # Only its own role may connect: not another tenant's login on the same cluster.
             await connection.execute(
-                f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"
+                f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC;"
+                f" GRANT CONNECT ON DATABASE {database} TO {role}"
             )
         if configuration.extensions:
             pool = await self._pool(server_id, configuration.database)
