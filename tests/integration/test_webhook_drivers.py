@@ -22,6 +22,7 @@ from deployer.drivers.webhooks import LicenceDriver, MdmDriver, WebhookTarget
 from devstack import receiver
 from devstack.config import StackConfig
 from events import PermanentError
+from events.outbound import AllowList
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +54,23 @@ def target(config: StackConfig, system: str) -> WebhookTarget:
     )
 
 
+def allowed(config: StackConfig) -> AllowList:
+    """The receiver, as the stack allows it: its own address and port, nothing else local."""
+    return AllowList.parse(receiver.endpoint(config))
+
+
 @pytest.fixture
 async def licences(config: StackConfig) -> AsyncIterator[LicenceDriver]:
-    driver = LicenceDriver(target(config, "licence-vendor"), timeout_s=TIMEOUT_S)
+    driver = LicenceDriver(
+        target(config, "licence-vendor"), timeout_s=TIMEOUT_S, allow_list=allowed(config)
+    )
     yield driver
     await driver.close()
 
 
 @pytest.fixture
 async def mdm(config: StackConfig) -> AsyncIterator[MdmDriver]:
-    driver = MdmDriver(target(config, "mdm"), timeout_s=TIMEOUT_S)
+    driver = MdmDriver(target(config, "mdm"), timeout_s=TIMEOUT_S, allow_list=allowed(config))
     yield driver
     await driver.close()
 
@@ -340,6 +348,7 @@ async def test_a_driver_with_the_wrong_secret_fails_permanently(
     driver = LicenceDriver(
         WebhookTarget(url=f"{receiver.url(config)}/licence-vendor", secret_file=wrong),
         timeout_s=TIMEOUT_S,
+        allow_list=allowed(config),
     )
     try:
         with pytest.raises(PermanentError, match="401") as raised:
@@ -357,6 +366,7 @@ async def test_a_wrong_url_is_not_taken_for_a_missing_resource(config: StackConf
             secret_file=receiver.secret_file(config, "licence-vendor"),
         ),
         timeout_s=TIMEOUT_S,
+        allow_list=allowed(config),
     )
     try:
         with pytest.raises(PermanentError, match="404"):
@@ -400,8 +410,12 @@ async def test_receiver_down_then_restarted_keeps_its_state(
     receiver.stop(config)
     assert receiver.running_pid(config) is None
     started = time.monotonic()
-    with pytest.raises(TargetUnavailable):
+    with pytest.raises(TargetUnavailable) as raised:
         await licences.verify(where, wanted, None)
+    # A class of failure, not the socket's words nor the port it tried.
+    assert str(raised.value).endswith(": connection_failed")
+    assert str(config.receiver_port) not in str(raised.value)
+    assert "refused" not in str(raised.value).lower()
     with pytest.raises(TargetUnavailable):
         await mdm.remove(device_at, device)
     assert time.monotonic() - started < 2 * TIMEOUT_S + 0.5
@@ -411,3 +425,20 @@ async def test_receiver_down_then_restarted_keeps_its_state(
     assert await mdm.verify(device_at, device, None) == []
     with pytest.raises(TargetConflict):  # the seat is still taken after the restart
         await licences.apply(placement(), wanted, None)
+
+
+async def test_a_target_the_allow_list_does_not_name_is_not_called(
+    config: StackConfig, control: httpx.AsyncClient
+) -> None:
+    where = placement()
+    other_port = AllowList.parse(f"127.0.0.1:{config.receiver_port + 1}")
+    for allow_list in (AllowList(), other_port):
+        driver = LicenceDriver(
+            target(config, "licence-vendor"), timeout_s=TIMEOUT_S, allow_list=allow_list
+        )
+        try:
+            with pytest.raises(TargetUnavailable, match=r": refused_address$"):
+                await driver.verify(where, seat(), None)
+        finally:
+            await driver.close()
+    assert await deliveries(control, str(where.resource_id)) == []

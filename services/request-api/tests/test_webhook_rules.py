@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
+from events.outbound import AllowList
 from request_api.webhooks import cloudevents, event_types, rules, signing
 from request_api.webhooks.delivery import owed
 from request_api.webhooks.models import Activity, WebhookSubscription
@@ -81,12 +82,27 @@ PRIVATE = "must not point at a private or reserved address"
     ],
 )
 def test_urls_are_public_http_endpoints(url: str, problem: str | None):
-    assert rules.url_problem(url, allow_private=False) == problem
+    assert rules.url_problem(url, allow_list=AllowList()) == problem
 
 
-def test_private_urls_pass_where_allowed():
-    assert rules.url_problem("http://127.0.0.1:9000/", allow_private=True) is None
-    assert rules.url_problem("gopher://127.0.0.1/", allow_private=True) is not None
+def test_private_urls_pass_where_the_allow_list_names_them():
+    network = AllowList.parse("127.0.0.1/32")
+    assert rules.url_problem("http://127.0.0.1:9000/", allow_list=network) is None
+    assert rules.url_problem("gopher://127.0.0.1/", allow_list=network) is not None
+    assert rules.url_problem("http://10.0.0.1/", allow_list=network) == PRIVATE
+    endpoint = AllowList.parse("127.0.0.1:8090,localhost:8090")
+    assert rules.url_problem("http://127.0.0.1:8090/in", allow_list=endpoint) is None
+    assert rules.url_problem("http://127.0.0.1:8091/in", allow_list=endpoint) == PRIVATE
+    assert rules.url_problem("http://localhost:8090/in", allow_list=endpoint) is None
+    assert rules.url_problem("http://127.0.0.1/", allow_list=endpoint) == PRIVATE
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://100.64.0.1/", "http://[fe80::1]/", "http://[fd00::1]/", "http://[2002:a00:1::]/"],
+)
+def test_cgnat_link_local_unique_local_and_6to4_of_private_urls_are_refused(url: str):
+    assert rules.url_problem(url, allow_list=AllowList()) == PRIVATE
 
 
 def test_signature_verifies_with_the_standard_webhooks_library():

@@ -461,7 +461,11 @@ def secret_file(config: StackConfig, system: str) -> Path:
 
 
 def url(config: StackConfig) -> str:
-    return f"http://127.0.0.1:{config.receiver_port}"
+    return f"http://{endpoint(config)}"
+
+
+def endpoint(config: StackConfig) -> str:
+    return f"127.0.0.1:{config.receiver_port}"
 
 
 def running_pid(config: StackConfig) -> int | None:

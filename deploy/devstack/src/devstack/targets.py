@@ -62,6 +62,8 @@ def deployer_environment(config: StackConfig) -> dict[str, str]:
         ),
         "LICENCE_TARGETS": json.dumps({LICENCE_SERVER: _webhook(config, LICENCE_SERVER)}),
         "MDM_TARGETS": json.dumps({MDM_SERVER: _webhook(config, MDM_SERVER)}),
+        # The receiver is on loopback, which outbound calls may reach only when named.
+        "OUTBOUND_ALLOW_LIST": receiver.endpoint(config),
     }
 
 

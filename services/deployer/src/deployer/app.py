@@ -33,13 +33,14 @@ def build_drivers(settings: Settings, tracer_provider: TracerProvider | None = N
     for server_id, aws in settings.aws_targets.items():
         by_target["aws_ec2", server_id] = Ec2InstanceDriver(aws, timeout_s=timeout_s)
         by_target["aws_s3", server_id] = S3BucketDriver(aws, timeout_s=timeout_s)
+    allow_list = settings.allow_list()
     for server_id, vendor in settings.licence_targets.items():
         by_target["licence", server_id] = LicenceDriver(
-            vendor, timeout_s=timeout_s, tracer_provider=tracer_provider
+            vendor, timeout_s=timeout_s, allow_list=allow_list, tracer_provider=tracer_provider
         )
     for server_id, mdm in settings.mdm_targets.items():
         by_target["mdm", server_id] = MdmDriver(
-            mdm, timeout_s=timeout_s, tracer_provider=tracer_provider
+            mdm, timeout_s=timeout_s, allow_list=allow_list, tracer_provider=tracer_provider
         )
     tracer = tracing.tracer_of(tracer_provider) if tracer_provider is not None else None
     return Drivers(by_target, tracer)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
-from events import ServiceRuntime, create_service_app, tracing
+from events import ServiceRuntime, create_service_app, outbound, tracing
 from events.metrics import RuntimeMetrics
 from events.sealing import SecretCipher
 from request_api import (
@@ -64,10 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.add_cleanup(deployer.aclose)
     runtime.add_cleanup(allocator.aclose)
     runtime.add_cleanup(identity_engine.dispose)
-    # Webhook subscribers are other people's servers: no redirects, no proxy from the env.
-    webhooks = httpx.AsyncClient(
-        timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
-    )
+    # Webhook subscribers are other people's servers: checked addresses only, no redirects.
+    allow_list = settings.allow_list()
+    webhooks = outbound.guarded_client(allow_list, timeout_s=settings.webhook_timeout_s)
     runtime.add_cleanup(webhooks.aclose)
     webhook_cipher = SecretCipher.from_key_file(settings.webhook_key_file)
     activity = ActivitySignal(runtime.engine)
@@ -92,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime,
             authenticate_within_limits,
             cipher=webhook_cipher,
-            allow_private_urls=settings.webhook_allow_private_urls,
+            allow_list=allow_list,
         ),
         request_events.create_router(runtime, authenticate_within_limits, activity),
         scim_api.create_router(runtime, catalog, authenticate_within_limits),

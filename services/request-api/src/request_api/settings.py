@@ -7,6 +7,8 @@ from events import ServiceSettings
 
 class Settings(ServiceSettings):
     service_name: str = "request-api"
+    # Its routes stage events in the outbox: requests are taken while Kafka is away.
+    readiness_requires_kafka: bool = False
     identity_database_url: str
     # The AES key (base64 of 32 bytes) that seals webhook signing secrets at rest.
     webhook_key_file: Path
@@ -27,8 +29,8 @@ class Settings(ServiceSettings):
     approval_sweep_interval_s: float = 10.0
     approval_time_cap_s: float | None = None
     # Webhooks: how often due deliveries are sent, each attempt's bound, the retries
-    # (exponential from the base, capped, jittered) before a delivery is `failed`, and whether
-    # subscribers may be on private networks (development stacks only: SSRF otherwise).
+    # (exponential from the base, capped, jittered) before a delivery is `failed`. Subscribers
+    # on private networks must be named by OUTBOUND_ALLOW_LIST (events.outbound).
     webhook_delivery_interval_s: float = 1.0
     webhook_timeout_s: float = 5.0
     webhook_max_attempts: int = 12
@@ -41,4 +43,3 @@ class Settings(ServiceSettings):
     # the `provisioning_requests_stuck` gauge, counted every `stuck_check_interval_s`.
     stuck_after_s: float = 900.0
     stuck_check_interval_s: float = 30.0
-    webhook_allow_private_urls: bool = False

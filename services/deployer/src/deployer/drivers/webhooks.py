@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from deployer.drivers.base import Deployed, Placement, TargetConflict, TargetUnavailable
-from events import PermanentError, tracing
+from events import PermanentError, outbound, tracing
+from events.outbound import AllowList
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Observed:
 
 
 class SignedClient:
-    """One system's endpoint: every call signed, and bounded by `timeout_s` as a whole."""
+    """One system's endpoint: every call signed, bounded by `timeout_s` as a whole, and made
+    through the outbound guard (a private address must be in the deployment's allow-list)."""
 
     def __init__(
         self,
@@ -84,12 +86,15 @@ class SignedClient:
         target: WebhookTarget,
         *,
         timeout_s: float,
+        allow_list: AllowList,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.system = system
         self._webhook = Webhook(target.secret_file.read_text().strip())
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(base_url=target.url.rstrip("/"), timeout=timeout_s)
+        self._client = outbound.guarded_client(
+            allow_list, base_url=target.url.rstrip("/"), timeout_s=timeout_s
+        )
         if tracer_provider is not None:
             tracing.instrument_http_client(self._client, tracer_provider)
 
@@ -134,8 +139,9 @@ class SignedClient:
                     method, path, content=data.encode(), headers=headers
                 )
         except (httpx.HTTPError, TimeoutError) as error:
+            # The class of failure only: the error's text names addresses and ports.
             raise TargetUnavailable(
-                f"{self.system}: {method} {path}: {type(error).__name__} {error}".strip()
+                f"{self.system}: {method} {path}: {outbound.error_class(error)}"
             ) from error
 
     def _raise_for(self, response: httpx.Response, action: str) -> None:
@@ -208,10 +214,15 @@ class LicenceDriver:
         target: WebhookTarget,
         *,
         timeout_s: float,
+        allow_list: AllowList,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._vendor = SignedClient(
-            "licence-vendor", target, timeout_s=timeout_s, tracer_provider=tracer_provider
+            "licence-vendor",
+            target,
+            timeout_s=timeout_s,
+            allow_list=allow_list,
+            tracer_provider=tracer_provider,
         )
 
     async def close(self) -> None:
@@ -288,10 +299,15 @@ class MdmDriver:
         target: WebhookTarget,
         *,
         timeout_s: float,
+        allow_list: AllowList,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._mdm = SignedClient(
-            "mdm", target, timeout_s=timeout_s, tracer_provider=tracer_provider
+            "mdm",
+            target,
+            timeout_s=timeout_s,
+            allow_list=allow_list,
+            tracer_provider=tracer_provider,
         )
 
     async def close(self) -> None:

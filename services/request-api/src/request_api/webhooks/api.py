@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from apikeys import Caller
+from apikeys.authorization import Action, documented, require
 from events import ServiceRuntime
 from events.http import ProblemError
+from events.outbound import AllowList
 from events.sealing import SecretCipher
 from request_api.webhooks import repository, signing
 from request_api.webhooks.schemas import (
@@ -24,6 +26,7 @@ from request_api.webhooks.schemas import (
 )
 
 NOT_FOUND = "Webhook subscription not found"
+MANAGED = documented(Action.MANAGE_WEBHOOKS)
 
 
 def create_router(
@@ -31,14 +34,13 @@ def create_router(
     authenticate: Callable[[Request], Awaitable[Caller]],
     *,
     cipher: SecretCipher,
-    allow_private_urls: bool,
+    allow_list: AllowList,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
     async def admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
         # A subscription hears about every request of the tenant: an admin's decision.
-        if "admin" not in caller.roles:
-            raise ProblemError(403, "Only an admin may manage webhooks")
+        require(caller, Action.MANAGE_WEBHOOKS)
         return caller
 
     AdminDep = Annotated[Caller, Depends(admin)]
@@ -49,7 +51,7 @@ def create_router(
     ) -> dict[str, Any]:
         """Subscribes `url` to the chosen event types. The signing secret is in this answer
         and never again (rotate it to get a new one)."""
-        check(body.url, body.event_types, allow_private=allow_private_urls)
+        check(body.url, body.event_types, allow_list=allow_list)
         secret = signing.new_secret()
         subscription_id = uuid.uuid4()
         nonce, sealed = cipher.encrypt(subscription_id, secret)
@@ -78,7 +80,7 @@ def create_router(
             found = await repository.list_subscriptions(session, tenant=caller.tenant)
             return {"items": [subscription.public() for subscription in found]}
 
-    @router.get("/{subscription_id}", response_model=Subscription)
+    @router.get("/{subscription_id}", response_model=Subscription, openapi_extra=MANAGED)
     async def get_subscription(subscription_id: uuid.UUID, caller: AdminDep) -> dict[str, Any]:
         async with runtime.tenant_transaction(caller.tenant) as session:
             subscription = await repository.get_subscription(
@@ -88,11 +90,11 @@ def create_router(
                 raise ProblemError(404, NOT_FOUND)
             return subscription.public()
 
-    @router.patch("/{subscription_id}", response_model=Subscription)
+    @router.patch("/{subscription_id}", response_model=Subscription, openapi_extra=MANAGED)
     async def change_subscription(
         subscription_id: uuid.UUID, body: SubscriptionChange, caller: AdminDep
     ) -> dict[str, Any]:
-        check(body.url, body.event_types, allow_private=allow_private_urls)
+        check(body.url, body.event_types, allow_list=allow_list)
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "event_types" in changes:
             changes["event_types"] = sorted(set(changes["event_types"]))
@@ -108,7 +110,7 @@ def create_router(
             await session.refresh(subscription)
             return subscription.public()
 
-    @router.delete("/{subscription_id}", status_code=204)
+    @router.delete("/{subscription_id}", status_code=204, openapi_extra=MANAGED)
     async def delete_subscription(subscription_id: uuid.UUID, caller: AdminDep) -> Response:
         async with runtime.tenant_transaction(caller.tenant) as session:
             if not await repository.delete_subscription(
@@ -117,7 +119,11 @@ def create_router(
                 raise ProblemError(404, NOT_FOUND)
         return Response(status_code=204)
 
-    @router.post("/{subscription_id}/rotate-secret", response_model=SubscriptionWithSecret)
+    @router.post(
+        "/{subscription_id}/rotate-secret",
+        response_model=SubscriptionWithSecret,
+        openapi_extra=MANAGED,
+    )
     async def rotate_secret(
         subscription_id: uuid.UUID, caller: AdminDep, response: Response
     ) -> dict[str, Any]:
@@ -137,7 +143,7 @@ def create_router(
             await session.refresh(subscription)
             return {**subscription.public(), "secret": secret}
 
-    @router.get("/{subscription_id}/deliveries", response_model=Deliveries)
+    @router.get("/{subscription_id}/deliveries", response_model=Deliveries, openapi_extra=MANAGED)
     async def list_deliveries(
         subscription_id: uuid.UUID,
         caller: AdminDep,
@@ -157,6 +163,7 @@ def create_router(
         "/{subscription_id}/deliveries/{delivery_id}/redeliver",
         status_code=202,
         response_model=Delivery,
+        openapi_extra=MANAGED,
     )
     async def redeliver(
         subscription_id: uuid.UUID, delivery_id: uuid.UUID, caller: AdminDep

@@ -12,18 +12,16 @@ dedupe on `webhook-id` (the event's id).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events.errors import describe
+from events import outbound
 from events.sealing import SecretCipher
 from request_api.settings import Settings
 from request_api.webhooks import cloudevents, event_types, repository, rules, signing
@@ -39,7 +37,6 @@ class DeliveryPolicy:
     backoff_base_s: float
     backoff_cap_s: float
     batch_size: int
-    allow_private_urls: bool
 
 
 def policy_of(settings: Settings) -> DeliveryPolicy:
@@ -49,13 +46,14 @@ def policy_of(settings: Settings) -> DeliveryPolicy:
         backoff_base_s=settings.webhook_backoff_base_s,
         backoff_cap_s=settings.webhook_backoff_cap_s,
         batch_size=settings.webhook_batch_size,
-        allow_private_urls=settings.webhook_allow_private_urls,
     )
 
 
 @dataclass(frozen=True)
 class Outcome:
     status_code: int | None = None
+    # A class of error (`connection_failed`, `http_503`: events.outbound), never an error's
+    # text, which would tell a subscriber's owner what listens on our network.
     error: str | None = None
 
     @property
@@ -152,16 +150,15 @@ async def attempt(
     }
     try:
         async with asyncio.timeout(policy.timeout_s):
-            if not policy.allow_private_urls and not await _resolves_publicly(subscription.url):
-                return Outcome(error="the URL resolves to a private or reserved address")
+            # The client is events.outbound's: it checks the address it connects to.
             response = await client.post(subscription.url, content=body, headers=headers)
-    except TimeoutError:
-        return Outcome(error=f"no answer within {policy.timeout_s:g} s")
-    except httpx.HTTPError as error:
-        return Outcome(error=describe(error, limit=300) or type(error).__name__)
+    except (TimeoutError, httpx.HTTPError) as error:
+        return Outcome(error=outbound.error_class(error))
     if 200 <= response.status_code < 300:
         return Outcome(status_code=response.status_code)
-    return Outcome(status_code=response.status_code, error=f"answered {response.status_code}")
+    return Outcome(
+        status_code=response.status_code, error=outbound.status_class(response.status_code)
+    )
 
 
 def record(
@@ -183,21 +180,6 @@ def record(
             jitter=random.random(),
         )
         delivery.next_attempt_at = now + timedelta(seconds=delay_s)
-
-
-async def _resolves_publicly(url: str) -> bool:
-    """Every address the host resolves to is public (checked again at each attempt, as a
-    name may change its answer; a determined rebinding is still out of reach of this)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError:
-            return True  # unresolvable: the attempt fails on its own, with a clearer error
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
-    return all(rules.is_public(address) for address in addresses)
 
 
 async def purge(session: AsyncSession, *, keep: timedelta) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
+
+from events.outbound import AllowList, literal_address
 
 
 def retry_delay_s(attempts: int, *, base_s: float, cap_s: float, jitter: float) -> float:
@@ -18,10 +19,9 @@ def gives_up(attempts: int, *, max_attempts: int) -> bool:
     return attempts >= max_attempts
 
 
-def url_problem(url: str, *, allow_private: bool) -> str | None:
-    """Why `url` may not be a webhook endpoint, None if it may. Unless private networks are
-    allowed (development), a literal address must be public; names are checked again against
-    what they resolve to at send time."""
+def url_problem(url: str, *, allow_list: AllowList) -> str | None:
+    """Why `url` may not be a webhook endpoint, None if it may. A literal address must be
+    public or allow-listed; a name is checked against what it resolves to at each send."""
     if any(character.isspace() or not character.isprintable() for character in url):
         return "must not contain spaces or control characters"
     try:
@@ -37,18 +37,11 @@ def url_problem(url: str, *, allow_private: bool) -> str | None:
         return "must not carry credentials"
     if port == 0:
         return "must not use port 0"
-    if allow_private:
-        return None
-    if parts.hostname.lower() in ("localhost", "localhost.localdomain"):
+    host = parts.hostname
+    port = port or (443 if parts.scheme == "https" else 80)
+    if host in ("localhost", "localhost.localdomain") and not allow_list.names(host, port):
         return "must not point at this host"
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
+    address = literal_address(host)
+    if address is None or allow_list.admits(address, port, host=host):
         return None
-    return None if is_public(address) else "must not point at a private or reserved address"
-
-
-def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
-    return address.is_global and not address.is_multicast
+    return "must not point at a private or reserved address"

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from events.http import ProblemError
+from events.outbound import AllowList
 from request_api.webhooks import event_types, rules
 
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^[a-z_.*]+$")]
@@ -36,10 +37,10 @@ class SubscriptionChange(BaseModel):
     enabled: bool | None = None
 
 
-def check(url: str | None, patterns: list[str] | None, *, allow_private: bool) -> None:
+def check(url: str | None, patterns: list[str] | None, *, allow_list: AllowList) -> None:
     """422 naming each field that cannot be accepted."""
     errors: list[dict[str, Any]] = []
-    if url is not None and (problem := rules.url_problem(url, allow_private=allow_private)):
+    if url is not None and (problem := rules.url_problem(url, allow_list=allow_list)):
         errors.append({"field": "url", "message": problem})
     for pattern in event_types.unknown_patterns(patterns or []):
         errors.append({"field": "event_types", "message": f"{pattern!r} matches no event type"})
@@ -103,7 +104,7 @@ class Delivery(BaseModel):
                     "status": "pending",
                     "attempts": 2,
                     "last_status_code": 503,
-                    "last_error": "answered 503",
+                    "last_error": "http_503",
                     "next_attempt_at": "2026-01-05T10:00:20+00:00",
                     "last_attempt_at": "2026-01-05T10:00:10+00:00",
                     "delivered_at": None,
