@@ -1,7 +1,8 @@
 """The catalog: what can be requested, declared as data under `items/`."""
 
 from catalog.approvals import ApprovalStage, Approvers
-from catalog.loader import Catalog, CatalogItem, ParameterProblem, load_catalog
+from catalog.loader import Catalog, CatalogItem, load_catalog
+from catalog.problems import ParameterProblem
 
 __all__ = [
     "ApprovalStage",

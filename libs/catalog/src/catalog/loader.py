@@ -12,15 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from catalog.approvals import DEFAULT_STAGES, ApprovalStage, parse_stages
-
-
-@dataclass(frozen=True)
-class ParameterProblem:
-    """One reason a request cannot proceed, with a stable machine-readable code."""
-
-    field: str | None
-    message: str
-    code: str = "invalid_parameter"
+from catalog.entitlements import Entitlement, parse_entitlements
+from catalog.problems import ParameterProblem
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,8 @@ class CatalogItem:
     lease: dict[str, Any] = field(default_factory=dict)
     # {"when": [{"parameter": ..., "above": ..., "reason": ...}], "stages": [...]}
     approval: dict[str, Any] = field(default_factory=dict)
+    # {tenant: {parameter: rule}}: what may be given (from `entitlements`; see entitlements.py)
+    entitlements: dict[str, dict[str, Entitlement]] = field(default_factory=dict)
     # Who decides a request that needs approval, stage by stage (from `approval.stages`).
     approval_stages: tuple[ApprovalStage, ...] = DEFAULT_STAGES
     # {"driver": ..., "template": {...}}: what the configurator renders for the deployer
@@ -128,6 +123,7 @@ def load_catalog() -> Catalog:
             lease=data.get("lease", {}),
             approval=data.get("approval", {}),
             approval_stages=parse_stages(data.get("approval", {})),
+            entitlements=parse_entitlements(data.get("entitlements", {})),
             configuration=data.get("configuration", {}),
             retention_days=float(data.get("deprovision", {}).get("retention_days", 0)),
         )

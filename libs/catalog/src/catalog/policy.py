@@ -5,10 +5,13 @@ The validator decides with it, and a dry run answers with it: the same decision 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from catalog.loader import CatalogItem, ParameterProblem
+from catalog import entitlements
+from catalog.entitlements import DEFAULT_TENANT
+from catalog.loader import CatalogItem
+from catalog.problems import ParameterProblem
 
 
 def check(
@@ -18,6 +21,7 @@ def check(
     *,
     roles: Sequence[str] = ("requester",),
     operation: str = "provision",
+    tenant: str = DEFAULT_TENANT,
 ) -> list[ParameterProblem]:
     """Every reason the request must be rejected; an empty list means it may proceed."""
     if item is None:
@@ -45,7 +49,9 @@ def check(
     ]
     if problems:
         return problems
-    return _policy_problems(item, parameters)
+    return _policy_problems(item, parameters) + entitlements.problems(
+        item.entitlements, parameters, tenant=tenant
+    )
 
 
 def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[ParameterProblem]:
@@ -82,17 +88,31 @@ def _policy_problems(item: CatalogItem, parameters: dict[str, Any]) -> list[Para
     return problems
 
 
-def approval_reasons(item: CatalogItem, parameters: dict[str, Any]) -> list[ParameterProblem]:
-    """Why this request needs an approver's decision; empty when it does not."""
+def approval_reasons(
+    item: CatalogItem,
+    parameters: dict[str, Any],
+    *,
+    tenant: str = DEFAULT_TENANT,
+    previous: Mapping[str, Any] | None = None,
+) -> list[ParameterProblem]:
+    """Why this request needs an approver's decision; empty when it does not. A modify names
+    the resource's `previous` parameters: what it holds already was decided then, so only a
+    raise above a threshold, or a privileged value added, needs a decision now."""
     reasons = []
     for rule in item.approval.get("when", ()):
         value = parameters.get(rule["parameter"])
-        if isinstance(value, int | float) and value > rule["above"]:
-            reasons.append(
-                ParameterProblem(
-                    field=f"parameters.{rule['parameter']}",
-                    message=rule.get("reason", f"{rule['parameter']} above {rule['above']}"),
-                    code="approval_required",
-                )
+        before = (previous or {}).get(rule["parameter"])
+        if not isinstance(value, int | float) or value <= rule["above"]:
+            continue
+        if isinstance(before, int | float) and before > rule["above"] and value <= before:
+            continue
+        reasons.append(
+            ParameterProblem(
+                field=f"parameters.{rule['parameter']}",
+                message=rule.get("reason", f"{rule['parameter']} above {rule['above']}"),
+                code="approval_required",
             )
-    return reasons
+        )
+    return reasons + entitlements.privileged(
+        item.entitlements, parameters, tenant=tenant, previous=previous
+    )

@@ -49,7 +49,11 @@ def create_router(
             error
             for index, wanted in enumerate(body.items)
             for error in item_problems(
-                catalog, wanted.catalog_item, wanted.parameters, prefix=f"items.{index}."
+                catalog,
+                wanted.catalog_item,
+                wanted.parameters,
+                tenant=caller.tenant,
+                prefix=f"items.{index}.",
             )[1]
         ]
         if errors:

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from apikeys import Caller
-from catalog import Catalog, CatalogItem
+from catalog import Catalog, CatalogItem, ParameterProblem, entitlements
 from events.http import ProblemError
 from request_api.leases import LeaseProblem
 from request_api.models import ProvisioningRequest
@@ -70,16 +70,31 @@ def invalid_lease(problem: LeaseProblem) -> ProblemError:
 
 
 def item_problems(
-    catalog: Catalog, catalog_item: str, parameters: dict[str, Any], *, prefix: str = ""
+    catalog: Catalog,
+    catalog_item: str,
+    parameters: dict[str, Any],
+    *,
+    tenant: str,
+    prefix: str = "",
 ) -> tuple[CatalogItem | None, list[dict[str, Any]]]:
-    """The item, and every way the request for it fails the catalog, each naming its field."""
+    """The item, and every way the request for it fails the catalog (its schema, or a value
+    the tenant may not be given), each naming its field."""
     item = catalog.get(catalog_item)
     if item is None:
         return None, [{"field": f"{prefix}catalog_item", "message": "unknown catalog item"}]
     return item, [
         {"field": f"{prefix}{p.field}", "message": p.message}
-        for p in item.schema_problems(parameters)
+        for p in _catalog_problems(item, parameters, tenant=tenant)
     ]
+
+
+def _catalog_problems(
+    item: CatalogItem, parameters: dict[str, Any], *, tenant: str
+) -> list[ParameterProblem]:
+    # The validator refuses a value outside the allow-list too; refused here, nothing is filed.
+    return item.schema_problems(parameters) or entitlements.problems(
+        item.entitlements, parameters, tenant=tenant
+    )
 
 
 def invalid(title: str, errors: list[dict[str, Any]]) -> ProblemError:
@@ -88,13 +103,13 @@ def invalid(title: str, errors: list[dict[str, Any]]) -> ProblemError:
 
 
 def change_problems(
-    item: CatalogItem, current: dict[str, Any], changed: dict[str, Any]
+    item: CatalogItem, current: dict[str, Any], changed: dict[str, Any], *, tenant: str
 ) -> list[dict[str, Any]]:
     """Why a modify from `current` to `changed` parameters cannot be done in place: each
     problem names its field. What the resource holds (its name, quota, pool units) stays."""
     problems = [
-        {"field": f"parameters.{p.field}", "message": p.message}
-        for p in item.schema_problems(changed)
+        {"field": p.field, "message": p.message}
+        for p in _catalog_problems(item, changed, tenant=tenant)
     ]
     if changed.get("name") != current.get("name"):
         message = "the name identifies the resource; request a new resource instead"

@@ -55,7 +55,9 @@ def create_router(
     ) -> JSONResponse:
         """Accepts a request (202); with `dry_run=true`, answers at once (200) with the
         decision it would get, its quota and cost, and reserves nothing."""
-        item, errors = item_problems(catalog, body.catalog_item, body.parameters)
+        item, errors = item_problems(
+            catalog, body.catalog_item, body.parameters, tenant=caller.tenant
+        )
         if item is None:
             raise invalid("Unknown catalog item", errors)
         if errors:
@@ -66,6 +68,7 @@ def create_router(
                 item,
                 body.parameters,
                 roles=caller.roles,
+                tenant=caller.tenant,
                 authorization=http.headers["authorization"],
                 allocator=allocator,
             )

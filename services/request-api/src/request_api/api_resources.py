@@ -77,7 +77,7 @@ def create_router(
         item = catalog.get(resource.catalog_item)
         if item is None:
             raise ProblemError(409, "The resource's catalog item no longer exists")
-        problems = change_problems(item, resource.parameters, changed)
+        problems = change_problems(item, resource.parameters, changed, tenant=caller.tenant)
         if problems:
             raise invalid("Invalid change", problems)
         return await _file(

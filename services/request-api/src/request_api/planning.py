@@ -20,21 +20,30 @@ async def plan(
     parameters: dict[str, Any],
     *,
     roles: tuple[str, ...],
+    tenant: str,
     authorization: str,
     allocator: httpx.AsyncClient,
 ) -> dict[str, Any]:
     """The decision a request would get. The allocator is asked with the caller's own key,
     so it answers for the caller's tenant and nobody else's."""
+    approval = policy.approval_reasons(item, parameters, tenant=tenant)
     answer: dict[str, Any] = {
         "dry_run": True,
         "catalog_item": item.name,
         "policy_version": catalog.version,
-        "approval_required": bool(policy.approval_reasons(item, parameters)),
+        "approval_required": bool(approval),
+        # The route it would wait on: why, and the stages that would decide.
+        "approval": {
+            "reasons": [{"field": p.field, "message": p.message} for p in approval],
+            "stages": [stage.name for stage in item.approval_stages],
+        }
+        if approval
+        else None,
         "cost": {"monthly": item.monthly_cost, "currency": "EUR"},
         "quota": {},
         "allocation": None,
     }
-    problems = policy.check(item, item.name, parameters, roles=roles)
+    problems = policy.check(item, item.name, parameters, roles=roles, tenant=tenant)
     if problems:
         reasons = [
             {"step": "validation", "code": p.code, "field": p.field, "message": p.message}

@@ -229,15 +229,6 @@ async def start_retiring(session: AsyncSession, resource_id: uuid.UUID, *, tenan
     return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
-async def is_active(session: AsyncSession, resource_id: uuid.UUID, *, tenant: str) -> bool:
-    found = await session.scalar(
-        select(Resource.id).where(
-            Resource.id == resource_id, Resource.tenant == tenant, Resource.state == "active"
-        )
-    )
-    return found is not None
-
-
 async def settle_resource_of(
     session: AsyncSession, request_id: uuid.UUID, *, retired: bool
 ) -> None:

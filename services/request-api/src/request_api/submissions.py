@@ -82,10 +82,12 @@ async def record(
         session, resource_id, tenant=requester.tenant
     ):
         raise ResourceNotActive(resource_id)
-    if operation == "modify" and not await repository.is_active(
-        session, resource_id, tenant=requester.tenant
-    ):
-        raise ResourceNotActive(resource_id)
+    previous = None
+    if operation == "modify":
+        resource = await repository.get_resource(session, resource_id, tenant=requester.tenant)
+        if resource is None or resource.state != "active":
+            raise ResourceNotActive(resource_id)
+        previous = resource.parameters
     request = await repository.add_request(
         session,
         request_id=uuid.uuid4(),
@@ -108,5 +110,6 @@ async def record(
         operation=operation,
         resource_id=resource_id,
         rotate_credentials=rotate_credentials,
+        previous_parameters=previous,
     )
     return request, submitted

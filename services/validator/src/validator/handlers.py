@@ -36,6 +36,7 @@ async def validate_request(event: RequestSubmitted, ctx: HandlerContext[Deps]) -
         event.parameters,
         roles=event.requester_roles,
         operation=event.operation,
+        tenant=event.tenant,
     )
     if found:
         problems = [Problem(field=p.field, message=p.message, code=p.code) for p in found]
@@ -47,10 +48,15 @@ async def validate_request(event: RequestSubmitted, ctx: HandlerContext[Deps]) -
             )
         )
         return
-    facts = event.model_dump(exclude={"type", "topic", "version", "requester_roles"})
+    facts = event.model_dump(
+        exclude={"type", "topic", "version", "requester_roles", "previous_parameters"}
+    )
+    # A modify is decided like a provision, but only on what it raises above the resource's.
     needs_approval = (
-        policy.approval_reasons(item, event.parameters)
-        if item is not None and event.operation == "provision"
+        policy.approval_reasons(
+            item, event.parameters, tenant=event.tenant, previous=event.previous_parameters
+        )
+        if item is not None and event.operation != "deprovision"
         else []
     )
     if needs_approval:

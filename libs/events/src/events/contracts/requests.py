@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from events.contracts.common import RequestFacts
 from events.envelope import Event
@@ -33,6 +33,8 @@ class RequestSubmitted(Event, RequestFacts):
     topic = TOPIC
 
     requester_roles: list[str] = []
+    # A modify's resource as it is: the validator asks approval only for what it raises.
+    previous_parameters: dict[str, Any] | None = None
 
 
 class CancellationRequested(Event):

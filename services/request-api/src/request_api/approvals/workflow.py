@@ -202,7 +202,7 @@ async def _approved(
         parameters=request.parameters,
         requester=request.requester,
         tenant=request.tenant,
-        operation="provision",
+        operation=request.operation,
         resource_id=request.resource_id,
         approver=approver,
         justification=justification,

@@ -11,7 +11,7 @@ from typing import Any
 from scim2_models import InvalidValueException
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import Catalog
+from catalog import Catalog, entitlements
 from events import ServiceRuntime
 from events.contracts.requests import CancellationRequested
 from request_api import lifecycle, repository
@@ -49,7 +49,11 @@ async def onboard(
         f"{error['field']}: {error['message']}"
         for item in items
         for error in item_problems(
-            p.catalog, item.catalog_item, item.parameters, prefix=f"{item.catalog_item}."
+            p.catalog,
+            item.catalog_item,
+            item.parameters,
+            tenant=requester.tenant,
+            prefix=f"{item.catalog_item}.",
         )[1]
     ]
     if errors:
@@ -91,23 +95,30 @@ async def update_account(
 ) -> None:
     """File a modify when the directory account differs from the user: their groups, role,
     department, names or mail. An account still being provisioned cannot change yet: the
-    user is marked, and the reconciler files the change once it is active."""
+    user is marked, and the reconciler files the change once it is active. A group or
+    department outside the tenant's allow-list refuses the whole SCIM change."""
     row.access_pending = False
-    if not row.active or row.directory_account_id is None:
-        return
-    resource = await repository.get_resource(session, row.directory_account_id, tenant=row.tenant)
     item = p.catalog.get(onboarding.ACCOUNT)
+    if not row.active or row.directory_account_id is None or item is None:
+        return
+    wanted = _account_parameters(p.onboarding, user, row.person, groups)
+    # Checked before the account is active too: the reconciler must never be left holding
+    # access the allow-list forbids.
+    refused = entitlements.problems(item.entitlements, wanted, tenant=row.tenant)
+    if refused:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in refused)
+        raise InvalidValueException(detail=f"the directory account cannot follow: {detail}")
+    resource = await repository.get_resource(session, row.directory_account_id, tenant=row.tenant)
     if resource is None:
         filed = await repository.requests_of_resource(session, row.directory_account_id)
         row.access_pending = any(r.status not in lifecycle.TERMINAL for r in filed)
         return
-    if resource.state != "active" or item is None:
+    if resource.state != "active":
         return
-    wanted = _account_parameters(p.onboarding, user, row.person, groups)
     changed = {**resource.parameters, **wanted}
     if changed == resource.parameters:
         return
-    problems = change_problems(item, resource.parameters, changed)
+    problems = change_problems(item, resource.parameters, changed, tenant=row.tenant)
     if problems:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in problems)
         raise InvalidValueException(detail=f"the directory account cannot follow: {detail}")
