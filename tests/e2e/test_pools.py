@@ -135,7 +135,7 @@ async def test_out_of_stock_devices_wait_on_backorder_until_stock_arrives(platfo
         path, units = "/internal/pools/phone:pixel-8/units", {"units": ["PX8B001"]}
         assert (await allocator.post(path, json=units)).status_code == 401
         stock = await allocator.post(path, json=units, headers=platform.api.headers)
-        assert stock.json() == {"added": 1}
+        assert stock.json() == {"pool": "phone:pixel-8", "shared": True, "added": 1}
     # Allocated from the new stock, then enrolled with the MDM.
     request = await platform.wait_terminal(first["id"])
     history = (await platform.audit.get(f"/v1/audit/requests/{first['id']}")).json()

@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from events.errors import is_database_unavailable
 from events.logs import REQUEST_ID
 from events.metrics import RuntimeMetrics
 
@@ -39,6 +41,8 @@ UtcMoment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 PROBLEM_TYPE_PREFIX = "urn:provisioning:problem:"
+# A database restart takes seconds: sooner, the caller would only be refused again.
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ProblemError(Exception):
@@ -111,12 +115,33 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         headers = dict(error.headers) if error.headers else None
-        return problem(error.status_code, str(error.detail), headers=headers)
+        # An exception may say more than its constant title (apikeys.authorization's 403).
+        explanation = getattr(error, "explanation", None)
+        return problem(error.status_code, str(error.detail), explanation, headers=headers)
+
+    # Handled here rather than as `Exception`, which Starlette answers outside the app's
+    # middleware: the metrics must count the 503 that the caller gets.
+    @app.exception_handler(OSError)
+    @app.exception_handler(SQLAlchemyError)
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        if not is_database_unavailable(error):
+            return unexpected(request, error)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+        return problem(
+            503,
+            "Service unavailable",
+            "The database cannot be reached; try again later.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal error", "The error was logged.")
+        return unexpected(request, error)
+
+
+def unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(500, "Internal error", "The error was logged.")
 
 
 class BodySizeLimit:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from allocator import repository
 from allocator.assessment import assess
 from apikeys import Caller
+from apikeys.authorization import Action, documented, may, require
 from catalog import Catalog
 from events import ServiceRuntime
 from events.http import PRINTABLE, ProblemError
@@ -28,6 +29,14 @@ class NewUnits(BaseModel):
     units: list[Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]] = Field(
         max_length=10_000
     )
+
+
+class StockAdded(BaseModel):
+    pool: str
+    # Shared by every tenant, or the caller's tenant's own.
+    shared: bool
+    # Units that were new (ones already known are left as they are).
+    added: int
 
 
 def create_router(
@@ -51,18 +60,28 @@ def create_router(
             )
         return found.public(item.allocation)
 
-    @router.post("/pools/{pool}/units")
+    @router.post("/pools/{pool}/units", openapi_extra=documented(Action.MANAGE_TENANT_POOLS))
     async def add_stock(
         pool: Annotated[str, Path(max_length=100, pattern=PRINTABLE)],
         body: NewUnits,
         caller: CallerDep,
-    ) -> dict[str, int]:
+    ) -> StockAdded:
         """Stock arrives (devices delivered, seats bought); backorders are filled from it.
-        Pools serve every tenant: an operator's (admin's) act."""
-        if "admin" not in caller.roles:
-            raise ProblemError(403, "Only an admin may add stock")
+        A pool shared by every tenant is stocked by the platform's operator alone; a
+        tenant's own pool by its admins (or the operator). A pool not known yet is created:
+        shared when the operator names it, else the admin's tenant's own. Another tenant's
+        own pool is not found."""
         async with runtime.transaction() as session:
-            added = await repository.add_units(session, pool=pool, units=body.units)
-        return {"added": added}
+            found = await repository.get_pool(session, pool)
+            if found is not None and found.tenant not in (None, caller.tenant):
+                raise ProblemError(404, "Pool not found")
+            if found is None:
+                shared = may(caller, Action.MANAGE_SHARED_POOLS)
+            else:
+                shared = found.tenant is None
+            require(caller, Action.MANAGE_SHARED_POOLS if shared else Action.MANAGE_TENANT_POOLS)
+            tenant = None if shared else caller.tenant
+            added = await repository.add_units(session, pool=pool, tenant=tenant, units=body.units)
+        return StockAdded(pool=pool, shared=shared, added=added)
 
     return router

@@ -73,7 +73,7 @@ async def assess(
         return Assessment(needs, ledger, None, problems)
     units = {}
     for role, pool in item.unit_needs(parameters).items():
-        unit = await repository.free_unit(session, pool=pool, lock=lock)
+        unit = await repository.free_unit(session, pool=pool, tenant=tenant, lock=lock)
         if unit is None:
             problem = Problem(code="out_of_stock", message=f"no {role} left in {pool}")
             return Assessment(needs, ledger, None, [problem])

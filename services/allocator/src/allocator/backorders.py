@@ -19,7 +19,7 @@ async def fill(runtime: ServiceRuntime, catalog: Catalog, session: AsyncSession)
         facts = RequestValidated.model_validate(allocation.facts)
         units: dict[str, tuple[str, str]] = {}
         for role, pool in item.unit_needs(facts.parameters).items():
-            unit = await repository.free_unit(session, pool=pool, lock=True)
+            unit = await repository.free_unit(session, pool=pool, tenant=facts.tenant, lock=True)
             if unit is None:
                 break
             units[role] = (pool, unit)

@@ -37,6 +37,17 @@ class TenantQuota(Base):
     committed: Mapped[int] = mapped_column(default=0)
 
 
+class Pool(Base):
+    """Who a pool of units is for: every tenant (shared, the operator's to stock) or one
+    tenant (its admins' to stock), whose requests alone draw from it."""
+
+    __tablename__ = "pools"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # None: shared by every tenant.
+    tenant: Mapped[str | None] = mapped_column(String(100))
+
+
 class PoolUnit(Base):
     """One identifiable finite thing: a licence seat, an IP address, a device's serial."""
 

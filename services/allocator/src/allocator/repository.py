@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allocator.models import Allocation, PoolUnit, ServerCapacity, TenantQuota
+from allocator.models import Allocation, Pool, PoolUnit, ServerCapacity, TenantQuota
 from allocator.rules import Quota
 from allocator.settings import PoolServer
 
@@ -141,19 +141,27 @@ def units_of(spec: Mapping[str, Any]) -> list[str]:
 
 
 async def sync_units(session: AsyncSession, organisation: Mapping[str, Any]) -> None:
-    """Add the seed's units that are missing; units in use are never touched."""
+    """Add the seed's pools and units that are missing; units in use are never touched. A
+    pool the seed gives a `tenant` is that tenant's own; any other is shared."""
     for pool, spec in organisation.get("pools", {}).items():
+        await session.execute(
+            insert(Pool)
+            .values(name=pool, tenant=spec.get("tenant"))
+            .on_conflict_do_update(index_elements=[Pool.name], set_={"tenant": spec.get("tenant")})
+        )
         rows = [{"pool": pool, "unit": unit, "state": "free"} for unit in units_of(spec)]
         if rows:
             await session.execute(insert(PoolUnit).values(rows).on_conflict_do_nothing())
 
 
-async def free_unit(session: AsyncSession, *, pool: str, lock: bool) -> str | None:
-    """The first free unit of the pool. Locked, a unit another request is taking is waited
-    for and then skipped, so a locked row never passes for missing stock."""
+async def free_unit(session: AsyncSession, *, pool: str, tenant: str, lock: bool) -> str | None:
+    """The first free unit of the pool, unless the pool is another tenant's own. Locked, a
+    unit another request is taking is waited for and then skipped, so a locked row never
+    passes for missing stock."""
+    others = select(Pool.name).where(Pool.tenant.is_not(None), Pool.tenant != tenant)
     query = (
         select(PoolUnit.unit)
-        .where(PoolUnit.pool == pool, PoolUnit.state == "free")
+        .where(PoolUnit.pool == pool, PoolUnit.state == "free", PoolUnit.pool.not_in(others))
         .order_by(PoolUnit.unit)
         .limit(1)
     )
@@ -192,8 +200,16 @@ async def backorders(session: AsyncSession, *, limit: int = 20) -> list[Allocati
     )
 
 
-async def add_units(session: AsyncSession, *, pool: str, units: list[str]) -> int:
-    """Stock arrives: new free units (ones already known are left as they are)."""
+async def get_pool(session: AsyncSession, name: str) -> Pool | None:
+    return await session.get(Pool, name, with_for_update=True)
+
+
+async def add_units(
+    session: AsyncSession, *, pool: str, tenant: str | None, units: list[str]
+) -> int:
+    """Stock arrives: new free units (ones already known are left as they are). A pool not
+    known yet is created, for `tenant` alone or (None) shared."""
+    await session.execute(insert(Pool).values(name=pool, tenant=tenant).on_conflict_do_nothing())
     if not units:
         return 0
     added = await session.execute(

@@ -6,11 +6,12 @@ import uuid
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from apikeys import ApiKeyBearer, Caller
-from auditor import evidence, reads, repository, sealing, verification
+from apikeys.authorization import Action, Forbidden, Relation, documented, relations, require
+from auditor import entries, evidence, reads, repository, sealing, timeline, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
 from events.http import PRINTABLE, ProblemError, UtcMoment
@@ -36,14 +37,26 @@ def create_router(
     # The whole record (every tenant's) is checked and exported only by admins and auditors;
     # it answers where it breaks, never another tenant's data.
     OverseerDep = Annotated[Caller, Depends(authenticate.then(reads.overseer_only))]
+    ExporterDep = Annotated[Caller, Depends(authenticate.then(_exporter_only))]
 
-    @router.get("/requests/{request_id}")
+    @router.get("/requests/{request_id}", openapi_extra=documented(Action.READ_AUDIT))
     async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
-        """A request of another tenant has no history here: row-level security hides it."""
+        """The request's records. An auditor or admin reads any request of the tenant;
+        anyone else only one they asked for or that was done for them. A request of another
+        tenant has no history here: row-level security hides it. The read is recorded."""
         async with runtime.tenant_transaction(caller.tenant) as session:
             records = await repository.records_of_request(session, str(request_id))
+        people = timeline.requesters_of(entries.entry_of(record) for record in records)
+        allowed = reads.may_read(caller, people)
+        query = {"request_id": str(request_id), "view": "history"}
+        refused = bool(records) and not allowed
+        await reads.record(
+            runtime, chain_key, caller, query, len(records) if allowed else 0, refused=refused
+        )
         if not records:
             raise ProblemError(404, "No audit records for this request")
+        if not allowed:
+            raise Forbidden(Action.READ_AUDIT)
         return {"request_id": str(request_id), "events": [_event(r) for r in records]}
 
     @router.get("/records")
@@ -117,14 +130,24 @@ def create_router(
     async def signed_checkpoints(_: OverseerDep) -> dict[str, Any]:
         return {"items": [c.to_dict() for c in sealing.read_file(sealer.checkpoint_file)]}
 
-    @router.get("/records/{seq}/proof")
+    @router.get("/records/{seq}/proof", openapi_extra=documented(Action.READ_AUDIT))
     async def inclusion_proof(seq: Seq, caller: CallerDep) -> dict[str, Any]:
         """The record, its checkpoint and its Merkle audit path: checkable offline with the
-        public key alone. A record of another tenant is not found."""
+        public key alone. An auditor or admin reads any record of the tenant; anyone else
+        one they acted in or were acted for. A record of another tenant is not found. The
+        read is recorded."""
         async with runtime.tenant_transaction(caller.tenant) as session:
             record = await repository.get_record(session, seq)
         if record is None:
             raise ProblemError(404, "No such audit record")
+        people = {person for person in (record.actor, record.on_behalf_of) if person}
+        allowed = reads.may_read(caller, people)
+        query = {"seq": seq, "view": "proof"}
+        await reads.record(
+            runtime, chain_key, caller, query, 1 if allowed else 0, refused=not allowed
+        )
+        if not allowed:
+            raise Forbidden(Action.READ_AUDIT)
         async with runtime.session_factory() as session:
             proof = (await evidence.proofs_of(session, [seq])).get(seq)
         if proof is None:
@@ -140,23 +163,43 @@ def create_router(
 
     @router.get("/export")
     async def export(
-        _: OverseerDep,
+        caller: ExporterDep,
         first: SeqQuery = 1,
         last: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> dict[str, Any]:
-        """Records `first`..`last` (at most 10 000) as the offline verifier reads them."""
+        """Records `first`..`last` (at most 10 000) as the offline verifier reads them: the
+        caller's tenant's in full, every other tenant's as its leaf hash alone (`content`
+        null), which still proves its place under the signed roots without saying what it
+        is. The platform's operator exports every tenant's in full. The read is recorded."""
         last = last if last is not None else min(first + MAX_EXPORT - 1, 2**63 - 1)
         if last < first or last - first >= MAX_EXPORT:
             raise ProblemError(422, "Invalid range", f"first..last spans 1 to {MAX_EXPORT}.")
+        everyone = Relation.OPERATOR in relations(caller)
+        # The chain spans every tenant, so this reads past row-level security, and the
+        # tenant is decided here, row by row.
         async with runtime.session_factory() as session:
             rows = await repository.records_between(session, first, last)
+        shown = [r for r in rows if everyone or r.tenant == caller.tenant]
+        query = {"first": first, "last": last, "view": "export"}
+        await reads.record(runtime, chain_key, caller, query, len(shown))
         return {
             "records": [
-                {"seq": r.seq, "leaf": r.leaf, "content": repository.content_of(r)} for r in rows
+                {
+                    "seq": r.seq,
+                    "leaf": r.leaf,
+                    "content": (
+                        repository.content_of(r) if everyone or r.tenant == caller.tenant else None
+                    ),
+                }
+                for r in rows
             ]
         }
 
     return router
+
+
+async def _exporter_only(_: Request, caller: Caller) -> None:
+    require(caller, Action.EXPORT_AUDIT)
 
 
 def _cursor(seq: int) -> str:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 
 from apikeys import ApiKeyBearer, Caller
+from apikeys.authorization import Action, Forbidden, documented
 from auditor import entries, reads, repository, resource_state, timeline
 from events import ServiceRuntime
 from events.http import ProblemError, UtcMoment
@@ -24,7 +25,7 @@ def create_router(
     router = APIRouter(prefix="/v1/audit")
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
-    @router.get("/requests/{request_id}/timeline")
+    @router.get("/requests/{request_id}/timeline", openapi_extra=documented(Action.READ_AUDIT))
     async def request_timeline(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         """The request's steps in order: who did each, when its input arrived and when it
         finished, and what it waited for (approvers, stock, retries). An auditor or admin
@@ -33,16 +34,19 @@ def create_router(
         async with runtime.tenant_transaction(caller.tenant) as session:
             records = await repository.records_of_request(session, str(request_id))
         views = [entries.entry_of(record) for record in records]
-        allowed = reads.oversees(caller) or caller.name in timeline.requesters_of(views)
+        allowed = reads.may_read(caller, timeline.requesters_of(views))
         query = {"request_id": str(request_id), "view": "timeline"}
-        await reads.record(runtime, chain_key, caller, query, len(views) if allowed else 0)
+        refused = bool(views) and not allowed
+        await reads.record(
+            runtime, chain_key, caller, query, len(views) if allowed else 0, refused=refused
+        )
         if not views:
             raise ProblemError(404, "No audit records for this request")
         if not allowed:
-            raise ProblemError(403, "Only an admin, an auditor or its requester reads this")
+            raise Forbidden(Action.READ_AUDIT)
         return dict(jsonable_encoder(timeline.timeline_of(str(request_id), views)))
 
-    @router.get("/resources/{resource_id}/state")
+    @router.get("/resources/{resource_id}/state", openapi_extra=documented(Action.READ_AUDIT))
     async def resource_state_at(
         resource_id: uuid.UUID, caller: CallerDep, at: UtcMoment | None = None
     ) -> dict[str, Any]:
@@ -54,15 +58,18 @@ def create_router(
             records = await repository.records_of_resource(session, str(resource_id), until=moment)
         views = [entries.entry_of(record) for record in records]
         state = resource_state.state_at(str(resource_id), moment, views)
-        allowed = state is not None and (
-            reads.oversees(caller) or caller.name in resource_state.people_of(state, views)
+        allowed = state is not None and reads.may_read(
+            caller, resource_state.people_of(state, views)
         )
         query = {"resource_id": str(resource_id), "at": moment.isoformat(), "view": "state"}
-        await reads.record(runtime, chain_key, caller, query, len(views) if allowed else 0)
+        refused = state is not None and not allowed
+        await reads.record(
+            runtime, chain_key, caller, query, len(views) if allowed else 0, refused=refused
+        )
         if state is None:
             raise ProblemError(404, "No audit records for this resource up to then")
         if not allowed:
-            raise ProblemError(403, "Only an admin, an auditor or its owner reads this")
+            raise Forbidden(Action.READ_AUDIT)
         return dict(jsonable_encoder(state))
 
     return router

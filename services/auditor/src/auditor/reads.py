@@ -8,22 +8,29 @@ from typing import Any
 from fastapi import Request
 
 from apikeys import Caller
+from apikeys.authorization import NOBODY, Action, Subject, may, require
 from auditor import recording
 from events import ServiceRuntime
-from events.http import ProblemError
-
-OVERSEERS = frozenset({"admin", "auditor"})
 
 
 def oversees(caller: Caller) -> bool:
     """An admin or an auditor reads the tenant's whole record; anyone else only theirs."""
-    return bool(OVERSEERS & set(caller.roles))
+    return may(caller, Action.READ_AUDIT_REPORTS)
 
 
 async def overseer_only(_: Request, caller: Caller) -> None:
     """A check to chain onto authentication (`authenticate.then(overseer_only)`)."""
-    if not oversees(caller):
-        raise ProblemError(403, "Only an admin or an auditor may do this")
+    require(caller, Action.READ_AUDIT_REPORTS)
+
+
+def subject_naming(caller: Caller, people: set[str]) -> Subject:
+    """The records of a request or resource name several people (who asked, for whom, who
+    owns it): for the authorization table, the caller is one of them or none."""
+    return Subject(requester=caller.name) if caller.name in people else NOBODY
+
+
+def may_read(caller: Caller, people: set[str]) -> bool:
+    return may(caller, Action.READ_AUDIT, subject_naming(caller, people))
 
 
 async def record(
@@ -32,8 +39,11 @@ async def record(
     caller: Caller,
     query: dict[str, Any],
     returned: int,
+    *,
+    refused: bool = False,
 ) -> None:
-    """Append who read what (and how many records they got) in a transaction of its own."""
+    """Append who read what (and how many records they got), or was refused it, in a
+    transaction of its own."""
     async with runtime.transaction() as session:
         await recording.append_read(
             session,
@@ -42,4 +52,5 @@ async def record(
             tenant=caller.tenant,
             query=query,
             returned=returned,
+            refused=refused,
         )

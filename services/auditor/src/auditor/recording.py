@@ -63,8 +63,10 @@ async def append_read(
     tenant: str,
     query: dict[str, Any],
     returned: int,
+    refused: bool = False,
 ) -> None:
-    """Who read which records of the audit, and how many they got."""
+    """Who read which records of the audit, and how many they got; or that they were
+    refused."""
     said = facts.Facts(
         tenant=tenant,
         actor=reader,
@@ -72,8 +74,8 @@ async def append_read(
         request_id=None,
         resource_id=None,
         step="audit",
-        outcome="read",
-        reason=f"{returned} record(s)",
+        outcome="refused" if refused else "read",
+        reason="not theirs to read" if refused else f"{returned} record(s)",
         before=None,
         after=None,
         service="auditor",
@@ -89,5 +91,8 @@ async def append_read(
         occurred_at=now,
         trace_id=None,
         said=said,
-        envelope={"type": "audit.read", "data": {"query": query, "returned": returned}},
+        envelope={
+            "type": "audit.read",
+            "data": {"query": query, "returned": returned, "refused": refused},
+        },
     )

@@ -12,6 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from apikeys import ApiKeyBearer, Caller
+from apikeys.authorization import Action, documented
 from auditor import (
     entries,
     evidence,
@@ -116,6 +117,7 @@ def create_router(
         "/requests/{request_id}/evidence",
         response_class=Response,
         responses={200: {"description": "The evidence pack (zip)", "content": _ZIP_CONTENT}},
+        openapi_extra=documented(Action.READ_AUDIT_REPORTS),
     )
     async def evidence_pack(request_id: uuid.UUID, caller: OverseerDep) -> Response:
         """One zip for an external auditor: the request's records, their inclusion proofs,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from apikeys import Caller
+from apikeys.authorization import Action, Subject, documented, require
 from deployer import repository
 from events import ServiceRuntime
 from events.http import ProblemError
@@ -20,12 +21,18 @@ def create_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
-    @router.get("/credentials/{resource_id}")
+    @router.get("/credentials/{resource_id}", openapi_extra=documented(Action.REVEAL_CREDENTIALS))
     async def reveal_credentials(
         resource_id: uuid.UUID, caller: Annotated[Caller, Depends(authenticate)]
     ) -> dict[str, str]:
-        """Another tenant's resource is not found: the row-level security hides it."""
+        """Once, to the resource's owner or its requester. Another tenant's resource is not
+        found: the row-level security hides it."""
         async with runtime.tenant_transaction(caller.tenant) as session:
+            managed = await repository.get_managed(session, resource_id)
+            if managed is None:
+                raise ProblemError(404, "No credentials for this resource")
+            subject = Subject(requester=managed.requester, owner=managed.owner)
+            require(caller, Action.REVEAL_CREDENTIALS, subject)
             sealed = await repository.take_for_reveal(session, resource_id)
             if sealed is None:
                 if await repository.credential_exists(session, resource_id):

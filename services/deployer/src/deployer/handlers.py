@@ -130,6 +130,7 @@ async def deploy(event: ResourceConfigured, ctx: Context) -> None:
             server_id=event.server_id,
             tenant=event.tenant,
             owner=event.owner,
+            requester=event.requester,
             configuration=event.configuration,
             status="active",
             drift=[],

@@ -57,6 +57,8 @@ class ManagedResource(Base):
     server_id: Mapped[str] = mapped_column(String(100))
     tenant: Mapped[str] = mapped_column(String(100))
     owner: Mapped[str] = mapped_column(String(200))
+    # Who asked for it (the provision's requester): with the owner, who may reveal its secret.
+    requester: Mapped[str | None] = mapped_column(String(200))
     configuration: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # active | disabled (deprovisioned, kept until delete_after) | removed
     status: Mapped[str] = mapped_column(String(20))

@@ -99,6 +99,10 @@ async def manage(session: AsyncSession, resource: ManagedResource) -> None:
     await session.merge(resource)
 
 
+async def get_managed(session: AsyncSession, resource_id: uuid.UUID) -> ManagedResource | None:
+    return await session.get(ManagedResource, resource_id)
+
+
 async def lock_managed(session: AsyncSession, resource_id: uuid.UUID) -> ManagedResource | None:
     return await session.get(
         ManagedResource, resource_id, with_for_update=True, populate_existing=True

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
+from apikeys.authorization import Action, Subject, documented, require
 from catalog import Catalog
 from events import ServiceRuntime
 from events.http import ProblemError
@@ -72,12 +73,13 @@ def create_router(
             answer, status_code=202, headers={"Location": f"/v1/bundles/{bundle.id}"}
         )
 
-    @router.get("/{bundle_id}")
+    @router.get("/{bundle_id}", openapi_extra=documented(Action.READ))
     async def get_bundle(bundle_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         async with runtime.tenant_transaction(caller.tenant) as session:
             bundle = await repository.get_bundle(session, bundle_id, tenant=caller.tenant)
             if bundle is None:
                 raise ProblemError(404, "Bundle not found")
+            require(caller, Action.READ, Subject(requester=bundle.requester))
             return await _bundle_view(session, bundle)
 
     return router

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apikeys import ApiKey, Caller, Role
 from apikeys import store as keys
+from apikeys.authorization import PLATFORM_SCOPE, Action, documented, may, require
 from apikeys.store import KeyStatus
 from events.http import ProblemError
 from request_api.limit_rules import parse_rate_limit
@@ -27,8 +28,8 @@ Principal = Annotated[
 Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.:-]{0,49}$")]
 Tenant = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
 # The operator's scope: it issues keys for any tenant (a new tenant's first admin), and only
-# a key that has it may give it.
-PLATFORM = "platform"
+# a key that has it may give it, rotate or revoke a key that has it.
+PLATFORM = PLATFORM_SCOPE
 # An answer holding a secret must not be kept by a cache, nor replayed for an
 # Idempotency-Key: the secret is shown once.
 NO_STORE = "no-store"
@@ -112,8 +113,7 @@ def create_router(
     router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
     async def admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
-        if "admin" not in caller.roles:
-            raise ProblemError(403, "Only an admin may manage API keys")
+        require(caller, Action.MANAGE_KEYS)
         return caller
 
     AdminDep = Annotated[Caller, Depends(admin)]
@@ -123,7 +123,7 @@ def create_router(
         """A new key for a principal of the admin's tenant (or, for the platform's operator,
         of any tenant). The secret is in this answer only."""
         tenant = body.tenant or caller.tenant
-        operator = PLATFORM in caller.scopes
+        operator = may(caller, Action.MANAGE_OPERATOR_KEYS)
         if (tenant != caller.tenant or PLATFORM in body.scopes) and not operator:
             raise ProblemError(
                 403,
@@ -152,17 +152,18 @@ def create_router(
             found = await keys.list_keys(session, tenant=caller.tenant)
             return KeyList(items=[KeyView.of(key) for key in found])
 
-    @router.get("/{key_id}")
+    @router.get("/{key_id}", openapi_extra=documented(Action.MANAGE_KEYS))
     async def get_key(key_id: uuid.UUID, caller: AdminDep) -> KeyView:
         async with identity_transaction(identity) as session:
             return KeyView.of(await _key(session, key_id, caller))
 
-    @router.post("/{key_id}/rotate")
+    @router.post("/{key_id}/rotate", openapi_extra=documented(Action.MANAGE_KEYS))
     async def rotate_key(key_id: uuid.UUID, caller: AdminDep, response: Response) -> IssuedKey:
-        """A new secret for the key; the old one is refused from now on."""
+        """A new secret for the key; the old one is refused from now on. A key with the
+        `platform` scope is rotated only by the operator."""
         response.headers["Cache-Control"] = NO_STORE
         async with identity_transaction(identity) as session:
-            key = await _key(session, key_id, caller, for_update=True)
+            key = await _key(session, key_id, caller, for_update=True, changing=True)
             if key.status_at(datetime.now(UTC)) != "active":
                 raise ProblemError(
                     409, "Key cannot be rotated", "It is revoked or expired: create a new one."
@@ -170,11 +171,13 @@ def create_router(
             secret = await keys.rotate_key(session, key)
             return IssuedKey(**KeyView.of(key).model_dump(), secret=secret)
 
-    @router.delete("/{key_id}", status_code=204)
+    @router.delete("/{key_id}", status_code=204, openapi_extra=documented(Action.MANAGE_KEYS))
     async def revoke_key(key_id: uuid.UUID, caller: AdminDep) -> Response:
-        """Revokes the key: refused from its next call on. Revoking again changes nothing."""
+        """Revokes the key: refused from its next call on. Revoking again changes nothing.
+        A key with the `platform` scope is revoked only by the operator."""
         async with identity_transaction(identity) as session:
-            await keys.revoke_key(session, await _key(session, key_id, caller, for_update=True))
+            key = await _key(session, key_id, caller, for_update=True, changing=True)
+            await keys.revoke_key(session, key)
         return Response(status_code=204)
 
     return router
@@ -192,9 +195,16 @@ async def identity_transaction(
 
 
 async def _key(
-    session: AsyncSession, key_id: uuid.UUID, caller: Caller, *, for_update: bool = False
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    caller: Caller,
+    *,
+    for_update: bool = False,
+    changing: bool = False,
 ) -> ApiKey:
     key = await keys.get_key(session, key_id, tenant=caller.tenant, for_update=for_update)
     if key is None:
         raise ProblemError(404, "Key not found")
+    if changing and PLATFORM in key.scopes:
+        require(caller, Action.MANAGE_OPERATOR_KEYS)
     return key

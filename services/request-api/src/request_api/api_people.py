@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
+from apikeys.authorization import Action, Subject, documented, require
 from events import ServiceRuntime
-from events.http import ProblemError
 from request_api import repository
 from request_api.api_common import requester_of
 from request_api.models import Resource
@@ -28,8 +28,10 @@ def create_router(
     router = APIRouter(prefix="/v1/people")
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
-    @router.get("/{person}/resources")
+    @router.get("/{person}/resources", openapi_extra=documented(Action.READ_PERSON))
     async def resources_of_person(person: PersonName, caller: CallerDep) -> dict[str, Any]:
+        """What the person holds: for the person themself, an admin or an auditor."""
+        require(caller, Action.READ_PERSON, Subject(owner=person))
         async with runtime.tenant_transaction(caller.tenant) as session:
             owned = await repository.resources_of_owner(session, person, tenant=caller.tenant)
         return {
@@ -39,10 +41,9 @@ def create_router(
             "remaining": [str(r.id) for r in owned if r.state in ("active", "retiring")],
         }
 
-    @router.post("/{person}/offboard", status_code=202)
+    @router.post("/{person}/offboard", status_code=202, openapi_extra=documented(Action.OFFBOARD))
     async def offboard(person: PersonName, caller: CallerDep) -> JSONResponse:
-        if "admin" not in caller.roles:
-            raise ProblemError(403, "Only an admin may offboard a person")
+        require(caller, Action.OFFBOARD, Subject(owner=person))
         async with runtime.tenant_transaction(caller.tenant) as session:
             filed, not_filed = await offboard_person(runtime, session, requester_of(caller), person)
         return JSONResponse(

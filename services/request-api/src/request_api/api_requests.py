@@ -13,11 +13,13 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
+from apikeys.authorization import Action, documented
 from catalog import Catalog
 from events import ServiceRuntime
 from events.contracts.requests import CancellationRequested, CompensationRetryRequested
 from events.http import ProblemError
 from request_api import leases, planning, repository
+from request_api.access import guarded_request
 from request_api.api_common import (
     Decision,
     NewRequest,
@@ -92,30 +94,34 @@ def create_router(
         trace.get_current_span().set_attributes(trace_attributes(request))
         return accepted(request)
 
-    @router.get("/requests/{request_id}")
+    @router.get("/requests/{request_id}", openapi_extra=documented(Action.READ))
     async def get_request(
         request_id: uuid.UUID, caller: CallerDep, response: Response
     ) -> dict[str, Any]:
         async with runtime.tenant_transaction(caller.tenant) as session:
-            request = await repository.get_request(session, request_id, tenant=caller.tenant)
-        if request is None:
-            raise ProblemError(404, "Request not found")
+            request = await guarded_request(session, request_id, caller, Action.READ)
         response.headers["ETag"] = etag(request.version)
         return request.public()
 
-    @router.post("/requests/{request_id}/cancel", status_code=202)
+    @router.post(
+        "/requests/{request_id}/cancel", status_code=202, openapi_extra=documented(Action.CANCEL)
+    )
     async def cancel_request(
         request_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
-        """Stops the request; once anything was allocated or deployed, it is undone first."""
+        """Stops the request; once anything was allocated or deployed, it is undone first.
+        A cancelled request's reasons say who cancelled it, and when."""
         async with runtime.tenant_transaction(caller.tenant) as session:
             version = await repository.locked_version(
                 session, ProvisioningRequest, request_id, tenant=caller.tenant
             )
             if version is None:
                 raise ProblemError(404, "Request not found")
+            await guarded_request(session, request_id, caller, Action.CANCEL)
             require_match(if_match, version)
-            request = await repository.request_cancel(session, request_id, tenant=caller.tenant)
+            request = await repository.request_cancel(
+                session, request_id, tenant=caller.tenant, by=caller.name
+            )
             if request is None:
                 await _refuse(
                     session,
@@ -138,12 +144,15 @@ def create_router(
             request.public(), status_code=202, headers={"ETag": etag(request.version)}
         )
 
-    @router.post("/requests/{request_id}/retry-compensation", status_code=202)
+    @router.post(
+        "/requests/{request_id}/retry-compensation",
+        status_code=202,
+        openapi_extra=documented(Action.RETRY_COMPENSATION),
+    )
     async def retry_compensation(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
         """After `compensation_failed` and whatever blocked it was fixed: undo again."""
-        if "admin" not in caller.roles:
-            raise ProblemError(403, "Only an admin may retry a compensation")
         async with runtime.tenant_transaction(caller.tenant) as session:
+            await guarded_request(session, request_id, caller, Action.RETRY_COMPENSATION)
             request = await repository.reopen_compensation(
                 session, request_id, tenant=caller.tenant
             )
@@ -162,11 +171,15 @@ def create_router(
             )
         return JSONResponse(request.public(), status_code=202)
 
-    @router.post("/requests/{request_id}/approve", status_code=202)
+    @router.post(
+        "/requests/{request_id}/approve", status_code=202, openapi_extra=documented(Action.APPROVE)
+    )
     async def approve(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
         return await _decide(request_id, body, caller, approve=True)
 
-    @router.post("/requests/{request_id}/deny", status_code=202)
+    @router.post(
+        "/requests/{request_id}/deny", status_code=202, openapi_extra=documented(Action.APPROVE)
+    )
     async def deny(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
         return await _decide(request_id, body, caller, approve=False)
 

@@ -11,11 +11,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from apikeys import Caller
+from apikeys.authorization import Action, documented
 from catalog import Catalog
 from events import ServiceRuntime
 from events.contracts.requests import LeaseExtended, VerificationRequested
 from events.http import PROBLEM_JSON, ProblemError
 from request_api import leases, repository
+from request_api.access import guarded_resource
 from request_api.api_common import (
     LeaseExtension,
     ResourceChange,
@@ -39,35 +41,33 @@ def create_router(
     router = APIRouter(prefix="/v1/resources")
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
-    @router.get("/{resource_id}")
+    @router.get("/{resource_id}", openapi_extra=documented(Action.READ))
     async def get_resource(
         resource_id: uuid.UUID, caller: CallerDep, response: Response
     ) -> dict[str, Any]:
         async with runtime.tenant_transaction(caller.tenant) as session:
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-            if resource is None:
-                raise ProblemError(404, "Resource not found")
+            resource = await guarded_resource(session, resource_id, caller, Action.READ)
             requests = await repository.requests_of_resource(session, resource_id)
         response.headers["ETag"] = etag(resource.version)
         return resource.public(requests)
 
-    @router.delete("/{resource_id}", status_code=202)
+    @router.delete("/{resource_id}", status_code=202, openapi_extra=documented(Action.DEPROVISION))
     async def deprovision_resource(
         resource_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
         """Files a deprovision request that flows through the same pipeline."""
         async with runtime.tenant_transaction(caller.tenant) as session:
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-        if resource is None:
-            raise ProblemError(404, "Resource not found")
+            resource = await guarded_resource(session, resource_id, caller, Action.DEPROVISION)
         return await _file(resource, "deprovision", resource.parameters, caller, if_match=if_match)
 
-    @router.patch("/{resource_id}", status_code=202)
+    @router.patch("/{resource_id}", status_code=202, openapi_extra=documented(Action.MODIFY))
     async def modify_resource(
         resource_id: uuid.UUID, body: ResourceChange, caller: CallerDep, if_match: IfMatch = None
     ) -> JSONResponse:
-        """Files a modify request: changed parameters, a new secret, or both."""
-        resource = await _active(resource_id, caller)
+        """Files a modify request: changed parameters, a new secret, or both. Rotating the
+        secret is an action of its own (`rotate_credentials`) in the authorization table."""
+        actions = [Action.MODIFY] + ([Action.ROTATE_CREDENTIALS] if body.rotate_credentials else [])
+        resource = await _active(resource_id, caller, *actions)
         changed = {**resource.parameters, **body.parameters}
         if changed == resource.parameters and not body.rotate_credentials:
             raise invalid(
@@ -89,20 +89,20 @@ def create_router(
             if_match=if_match,
         )
 
-    @router.post("/{resource_id}/remediate", status_code=202)
+    @router.post(
+        "/{resource_id}/remediate", status_code=202, openapi_extra=documented(Action.REMEDIATE)
+    )
     async def remediate_resource(resource_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
         """Files a modify request that puts the resource back as the platform left it."""
-        resource = await _active(resource_id, caller)
+        resource = await _active(resource_id, caller, Action.REMEDIATE)
         return await _file(resource, "modify", resource.parameters, caller)
 
-    @router.post("/{resource_id}/verify", status_code=202)
+    @router.post("/{resource_id}/verify", status_code=202, openapi_extra=documented(Action.VERIFY))
     async def verify_resource(resource_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         """Asks the deployer to re-check the resource in its target now; a drift shows on
         the resource (and as a `drift.detected` event)."""
         async with runtime.tenant_transaction(caller.tenant) as session:
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-            if resource is None:
-                raise ProblemError(404, "Resource not found")
+            resource = await guarded_resource(session, resource_id, caller, Action.VERIFY)
             if resource.state != "active":
                 raise ProblemError(409, "Only an active resource can be verified")
             runtime.publish(
@@ -115,11 +115,9 @@ def create_router(
             )
         return {"resource_id": str(resource_id), "verification": "requested"}
 
-    async def _active(resource_id: uuid.UUID, caller: Caller) -> Resource:
+    async def _active(resource_id: uuid.UUID, caller: Caller, *actions: Action) -> Resource:
         async with runtime.tenant_transaction(caller.tenant) as session:
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-        if resource is None:
-            raise ProblemError(404, "Resource not found")
+            resource = await guarded_resource(session, resource_id, caller, *actions)
         if resource.state != "active":
             raise ProblemError(409, "Resource is not active", "Only an active resource changes.")
         return resource
@@ -161,7 +159,7 @@ def create_router(
             ) from error
         return accepted(request)
 
-    @router.post("/{resource_id}/extend")
+    @router.post("/{resource_id}/extend", openapi_extra=documented(Action.EXTEND))
     async def extend_lease(
         resource_id: uuid.UUID,
         body: LeaseExtension,
@@ -173,8 +171,8 @@ def create_router(
             version = await repository.locked_version(
                 session, Resource, resource_id, tenant=caller.tenant
             )
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-            if resource is None or version is None:
+            resource = await guarded_resource(session, resource_id, caller, Action.EXTEND)
+            if version is None:
                 raise ProblemError(404, "Resource not found")
             require_match(if_match, version)
             item = catalog.get(resource.catalog_item)
@@ -199,15 +197,14 @@ def create_router(
             )
             return resource.public()
 
-    @router.get("/{resource_id}/credentials")
+    @router.get("/{resource_id}/credentials", openapi_extra=documented(Action.REVEAL_CREDENTIALS))
     async def reveal_credentials(
         resource_id: uuid.UUID, request: Request, caller: CallerDep
     ) -> Response:
         async with runtime.tenant_transaction(caller.tenant) as session:
-            resource = await repository.get_resource(session, resource_id, tenant=caller.tenant)
-        if resource is None:
-            raise ProblemError(404, "Resource not found")
-        # The deployer keeps the secret; it checks the same key and reveals once.
+            await guarded_resource(session, resource_id, caller, Action.REVEAL_CREDENTIALS)
+        # The deployer keeps the secret; it checks the same key, the same table, and
+        # reveals once.
         try:
             answer = await deployer.get(
                 f"/v1/credentials/{resource_id}",

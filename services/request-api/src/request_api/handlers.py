@@ -225,7 +225,8 @@ async def undo_failed_bundle(ctx: Context, request_id: uuid.UUID) -> None:
         m for m in members if m.status not in lifecycle.TERMINAL and m.cancel_requested_at is None
     ]
     for member in in_flight:
-        if await repository.request_cancel(ctx.session, member.id, tenant=member.tenant):
+        by = "the platform (another item of its all-or-nothing bundle failed)"
+        if await repository.request_cancel(ctx.session, member.id, tenant=member.tenant, by=by):
             reason = "another item of its all-or-nothing bundle failed"
             ctx.emit(CancellationRequested(request_id=member.id, reason=reason))
     completed = [m.id for m in members if m.status == "completed"]

@@ -19,6 +19,7 @@ TERMINAL = requests.TERMINAL_STATUSES
 UNDOING = requests.UNDOING
 _ENDS_OF_UNDOING = requests.ENDS_OF_UNDOING
 ALL = requests.ALL_STATUSES
+CANCELLED = requests.CANCELLED
 # Every status a request may still leave on its own.
 IN_FLIGHT = (*FORWARD, UNDOING)
 
@@ -57,3 +58,15 @@ class Transition:
     @property
     def seconds_since_submitted(self) -> float:
         return max((self.at - self.submitted_at).total_seconds(), 0.0)
+
+
+def cancel_reason(by: str | None, at: datetime) -> dict[str, str | None]:
+    """The reason a cancelled request carries: who cancelled it, and when."""
+    who = by or "the platform"
+    return {
+        "step": "cancel",
+        "code": "cancelled",
+        "message": f"cancelled by {who} at {at.isoformat()}",
+        "by": who,
+        "at": at.isoformat(),
+    }

@@ -55,6 +55,8 @@ class ProvisioningRequest(Base):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     resource_id: Mapped[uuid.UUID | None]
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who asked for the cancel: a person, or the platform for a failed bundle's others.
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
     bundle_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(default=1, server_default="1")

@@ -80,7 +80,12 @@ async def move_request(
     # Locked, so that the status it leaves, and since when, are those it really left.
     before = (
         await session.execute(
-            select(ProvisioningRequest.status, ProvisioningRequest.status_changed_at)
+            select(
+                ProvisioningRequest.status,
+                ProvisioningRequest.status_changed_at,
+                ProvisioningRequest.cancelled_by,
+                ProvisioningRequest.cancel_requested_at,
+            )
             .where(
                 ProvisioningRequest.id == request_id,
                 ProvisioningRequest.status.in_(lifecycle.may_move_from(status)),
@@ -97,6 +102,10 @@ async def move_request(
     }
     if resource_id is not None:
         changes["resource_id"] = resource_id
+    if status == lifecycle.CANCELLED and before.cancel_requested_at is not None:
+        # Who cancelled it, and when: the reason a reader of a cancelled request looks for.
+        said = lifecycle.cancel_reason(before.cancelled_by, before.cancel_requested_at)
+        changes["reasons"] = ProvisioningRequest.reasons.op("||")(literal([said], JSONB))
     after = (
         await session.execute(
             update(ProvisioningRequest)
@@ -138,7 +147,7 @@ async def stuck_requests(session: AsyncSession, *, longer_than: timedelta) -> di
 
 
 async def request_cancel(
-    session: AsyncSession, request_id: uuid.UUID, *, tenant: str
+    session: AsyncSession, request_id: uuid.UUID, *, tenant: str, by: str
 ) -> ProvisioningRequest | None:
     """Flag the request cancelled unless it has ended; None if it cannot be cancelled."""
     return await session.scalar(
@@ -150,7 +159,7 @@ async def request_cancel(
             ProvisioningRequest.cancel_requested_at.is_(None),
             ProvisioningRequest.status.not_in(lifecycle.TERMINAL),
         )
-        .values(cancel_requested_at=func.now(), updated_at=func.now())
+        .values(cancel_requested_at=func.now(), cancelled_by=by, updated_at=func.now())
         .returning(ProvisioningRequest)
         .execution_options(synchronize_session=False)
     )
@@ -382,4 +391,14 @@ async def touch_resource(session: AsyncSession, resource_id: uuid.UUID) -> None:
         .where(Resource.id == resource_id)
         .values(version=Resource.version)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def requester_of_resource(session: AsyncSession, resource: Resource) -> str | None:
+    """Who asked for the resource: the requester of the provision that made it."""
+    return await session.scalar(
+        select(ProvisioningRequest.requester).where(
+            ProvisioningRequest.id == resource.request_id,
+            ProvisioningRequest.tenant == resource.tenant,
+        )
     )

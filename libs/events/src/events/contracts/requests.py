@@ -23,7 +23,8 @@ FORWARD_STATUSES = (
     "verified",
 )
 UNDOING = "compensating"
-ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", "cancelled"})
+CANCELLED = "cancelled"
+ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", CANCELLED})
 TERMINAL_STATUSES = frozenset({"completed", "rejected", "failed", *ENDS_OF_UNDOING})
 ALL_STATUSES = (*FORWARD_STATUSES, UNDOING, *sorted(TERMINAL_STATUSES))
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from apikeys import Caller
+from apikeys.authorization import Action, Subject, documented, require
 from catalog import Catalog
 from events import ServiceRuntime
 from events.http import ProblemError
@@ -79,20 +80,25 @@ def create_router(
             next_cursor = pages.encode_cursor(repository.NEWEST_FIRST, last)
         return {"items": page, "next_cursor": next_cursor}
 
-    @router.get("/{approval_id}")
+    @router.get("/{approval_id}", openapi_extra=documented(Action.READ))
     async def get_approval(approval_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
         async with runtime.tenant_transaction(caller.tenant) as session:
             row = await repository.get_stage(session, approval_id, tenant=caller.tenant)
             if row is None:
                 raise ProblemError(404, "Approval not found")
             decisions = await repository.decisions_on(session, [row.id])
+        # Its approvers read it, and those who decided it.
+        approver = workflow.may_decide(row, caller) or any(
+            d.approver == caller.name for d in decisions
+        )
+        require(caller, Action.READ, Subject(requester=row.requester, approver=approver))
         return _present(row, decisions)
 
-    @router.post("/{approval_id}/approve")
+    @router.post("/{approval_id}/approve", openapi_extra=documented(Action.APPROVE))
     async def approve(approval_id: uuid.UUID, body: Decision, caller: CallerDep) -> dict[str, Any]:
         return await _decide(approval_id, body, caller, approve=True)
 
-    @router.post("/{approval_id}/deny")
+    @router.post("/{approval_id}/deny", openapi_extra=documented(Action.APPROVE))
     async def deny(approval_id: uuid.UUID, body: Decision, caller: CallerDep) -> dict[str, Any]:
         return await _decide(approval_id, body, caller, approve=False)
 

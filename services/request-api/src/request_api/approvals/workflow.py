@@ -267,3 +267,15 @@ def _vote(decision: ApprovalDecision) -> rules.Vote:
         approve=decision.decision == "approve",
         as_fallback=decision.as_fallback,
     )
+
+
+def may_decide(row: ApprovalStageRow, caller: Caller) -> bool:
+    """Whether the stage's own rule lets the caller decide it (the authorization table's
+    `approver`)."""
+    return rules.standing(
+        policy_of(row),
+        name=caller.name,
+        roles=caller.roles,
+        requester=row.requester,
+        escalated=row.escalated_at is not None,
+    ).may_decide

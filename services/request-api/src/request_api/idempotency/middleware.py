@@ -67,9 +67,9 @@ class IdempotencyKeys:
             await self.app(scope, replay, send)
             return
         print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        outcome, record = await self._claim(caller.tenant, key, print_)
+        outcome, record = await self._claim(caller.tenant, caller.key_id, key, print_)
         if outcome is Outcome.PROCEED:
-            await self._run_once(scope, replay, send, caller.tenant, key)
+            await self._run_once(scope, replay, send, caller.tenant, caller.key_id, key)
         elif outcome is Outcome.REPLAY and record is not None and record[2] is not None:
             await _send_stored(send, record)
         elif outcome is Outcome.REPLAY:
@@ -83,22 +83,34 @@ class IdempotencyKeys:
             await problem(409, "Request in progress", detail, headers=headers)(scope, replay, send)
 
     async def _claim(
-        self, tenant: str, key: str, print_: str
+        self, tenant: str, caller: str, key: str, print_: str
     ) -> tuple[Outcome, tuple[int, dict[str, str], bytes | None] | None]:
         now = datetime.now(UTC)
         async with self.runtime.tenant_transaction(tenant) as session:
             if await repository.claim_new(
-                session, tenant=tenant, key=key, fingerprint=print_, now=now, ttl=self.keep_for
+                session,
+                tenant=tenant,
+                caller=caller,
+                key=key,
+                fingerprint=print_,
+                now=now,
+                ttl=self.keep_for,
             ):
                 return Outcome.PROCEED, None
-            record = await repository.locked(session, tenant=tenant, key=key)
+            record = await repository.locked(session, tenant=tenant, caller=caller, key=key)
             if record is None:  # expired and purged in between
                 outcome = Outcome.PROCEED
             else:
                 outcome = decide(repository.stored(record), print_, now=now, lock_for=self.lock_for)
             if outcome is Outcome.PROCEED:
                 await repository.restart(
-                    session, tenant=tenant, key=key, fingerprint=print_, now=now, ttl=self.keep_for
+                    session,
+                    tenant=tenant,
+                    caller=caller,
+                    key=key,
+                    fingerprint=print_,
+                    now=now,
+                    ttl=self.keep_for,
                 )
             if outcome is Outcome.REPLAY and record is not None:
                 return outcome, (
@@ -109,7 +121,7 @@ class IdempotencyKeys:
             return outcome, None
 
     async def _run_once(
-        self, scope: Scope, receive: Receive, send: Send, tenant: str, key: str
+        self, scope: Scope, receive: Receive, send: Send, tenant: str, caller: str, key: str
     ) -> None:
         status = 500
         headers: dict[str, str] = {}
@@ -133,11 +145,12 @@ class IdempotencyKeys:
             async with self.runtime.tenant_transaction(tenant) as session:
                 # A server error or a rate limit did nothing: the caller may simply retry.
                 if status >= 500 or status == 429:
-                    await repository.release(session, tenant=tenant, key=key)
+                    await repository.release(session, tenant=tenant, caller=caller, key=key)
                 else:
                     await repository.complete(
                         session,
                         tenant=tenant,
+                        caller=caller,
                         key=key,
                         status_code=status,
                         headers=headers,

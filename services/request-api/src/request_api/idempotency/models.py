@@ -1,4 +1,5 @@
-"""The first answer to each (tenant, Idempotency-Key), kept for replay."""
+"""The first answer to each (tenant, caller, Idempotency-Key), kept for replay: the same key
+from two callers is two requests."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class IdempotencyRecord(Base):
     __tablename__ = "idempotency_keys"
 
     tenant: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The caller's key id (or `oauth:<issuer>:<client>`): whose key it is.
+    caller: Mapped[str] = mapped_column(String(300), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     # SHA-256 of method, path, query and body: the same key with another request is an error.
     fingerprint: Mapped[str] = mapped_column(String(64))

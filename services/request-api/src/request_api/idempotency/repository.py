@@ -13,13 +13,21 @@ from request_api.idempotency.rules import Stored
 
 
 async def claim_new(
-    session: AsyncSession, *, tenant: str, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    session: AsyncSession,
+    *,
+    tenant: str,
+    caller: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    ttl: timedelta,
 ) -> bool:
     """Insert the key in progress; False if it exists (then read it with `locked`)."""
     inserted = await session.scalar(
         insert(IdempotencyRecord)
         .values(
             tenant=tenant,
+            caller=caller,
             key=key,
             fingerprint=fingerprint,
             state="in_progress",
@@ -32,10 +40,16 @@ async def claim_new(
     return inserted is not None
 
 
-async def locked(session: AsyncSession, *, tenant: str, key: str) -> IdempotencyRecord | None:
+async def locked(
+    session: AsyncSession, *, tenant: str, caller: str, key: str
+) -> IdempotencyRecord | None:
     return await session.scalar(
         select(IdempotencyRecord)
-        .where(IdempotencyRecord.tenant == tenant, IdempotencyRecord.key == key)
+        .where(
+            IdempotencyRecord.tenant == tenant,
+            IdempotencyRecord.caller == caller,
+            IdempotencyRecord.key == key,
+        )
         .with_for_update()
     )
 
@@ -45,11 +59,22 @@ def stored(record: IdempotencyRecord) -> Stored:
 
 
 async def restart(
-    session: AsyncSession, *, tenant: str, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    session: AsyncSession,
+    *,
+    tenant: str,
+    caller: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    ttl: timedelta,
 ) -> None:
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.tenant == tenant, IdempotencyRecord.key == key)
+        .where(
+            IdempotencyRecord.tenant == tenant,
+            IdempotencyRecord.caller == caller,
+            IdempotencyRecord.key == key,
+        )
         .values(
             fingerprint=fingerprint,
             state="in_progress",
@@ -66,6 +91,7 @@ async def complete(
     session: AsyncSession,
     *,
     tenant: str,
+    caller: str,
     key: str,
     status_code: int,
     headers: dict[str, str],
@@ -73,15 +99,21 @@ async def complete(
 ) -> None:
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.tenant == tenant, IdempotencyRecord.key == key)
+        .where(
+            IdempotencyRecord.tenant == tenant,
+            IdempotencyRecord.caller == caller,
+            IdempotencyRecord.key == key,
+        )
         .values(state="completed", status_code=status_code, headers=headers, body=body)
     )
 
 
-async def release(session: AsyncSession, *, tenant: str, key: str) -> None:
+async def release(session: AsyncSession, *, tenant: str, caller: str, key: str) -> None:
     await session.execute(
         delete(IdempotencyRecord).where(
-            IdempotencyRecord.tenant == tenant, IdempotencyRecord.key == key
+            IdempotencyRecord.tenant == tenant,
+            IdempotencyRecord.caller == caller,
+            IdempotencyRecord.key == key,
         )
     )
 

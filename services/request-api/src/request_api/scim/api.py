@@ -20,6 +20,7 @@ from scim2_models import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from apikeys import Caller
+from apikeys.authorization import Action, documented, may
 from catalog import Catalog
 from events import ServiceRuntime
 from request_api.api_common import requester_of
@@ -55,6 +56,12 @@ GONE = docs.responses(204, None)
 BODY = docs.request_body()
 
 
+# Who may call each route that takes an id, in the OpenAPI document (the checks are `reader`
+# and `writer` below).
+READS = documented(Action.READ_DIRECTORY)
+WRITES = documented(Action.MANAGE_DIRECTORY)
+
+
 def create_router(
     runtime: ServiceRuntime,
     catalog: Catalog,
@@ -68,12 +75,12 @@ def create_router(
     )
 
     async def reader(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
-        if not {"admin", "auditor"} & set(caller.roles):
+        if not may(caller, Action.READ_DIRECTORY):
             raise ForbiddenException(detail="reading SCIM resources needs an admin or auditor key")
         return caller
 
     async def writer(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
-        if "admin" not in caller.roles:
+        if not may(caller, Action.MANAGE_DIRECTORY):
             raise ForbiddenException(detail="SCIM writes need an admin key of the tenant")
         return caller
 
@@ -91,7 +98,9 @@ def create_router(
     async def list_schemas(request: Request, caller: Reader) -> ScimResponse:
         return answers.listed(Schema, discovery.schemas(provider, _base(request)))
 
-    @router.get("/Schemas/{schema_id}", responses=docs.responses(200, docs.RESOURCE))
+    @router.get(
+        "/Schemas/{schema_id}", responses=docs.responses(200, docs.RESOURCE), openapi_extra=READS
+    )
     async def get_schema(schema_id: str, request: Request, caller: Reader) -> ScimResponse:
         found = [s for s in discovery.schemas(provider, _base(request)) if s.id == schema_id]
         return answers.single(found, f"no schema {schema_id}")
@@ -100,7 +109,11 @@ def create_router(
     async def list_resource_types(request: Request, caller: Reader) -> ScimResponse:
         return answers.listed(ResourceType, discovery.resource_types(provider, _base(request)))
 
-    @router.get("/ResourceTypes/{type_id}", responses=docs.responses(200, docs.RESOURCE))
+    @router.get(
+        "/ResourceTypes/{type_id}",
+        responses=docs.responses(200, docs.RESOURCE),
+        openapi_extra=READS,
+    )
     async def get_resource_type(type_id: str, request: Request, caller: Reader) -> ScimResponse:
         found = [t for t in discovery.resource_types(provider, _base(request)) if t.id == type_id]
         return answers.single(found, f"no resource type {type_id}")
@@ -138,14 +151,14 @@ def create_router(
         found = [resources.user_resource(r, memberships[r.id], _base(request)) for r in rows]
         return answers.page(UserModel, found, total, search)
 
-    @router.get("/Users/{user_id}", responses=ONE)
+    @router.get("/Users/{user_id}", responses=ONE, openapi_extra=READS)
     async def get_user(user_id: str, request: Request, caller: Reader) -> ScimResponse:
         async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller)
             user = await _user(session, row, request)
         return answers.resource(user, row.version, request, Context.RESOURCE_QUERY_RESPONSE)
 
-    @router.put("/Users/{user_id}", responses=ONE, openapi_extra=BODY)
+    @router.put("/Users/{user_id}", responses=ONE, openapi_extra=BODY | WRITES)
     async def replace_user(
         user_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
@@ -156,7 +169,7 @@ def create_router(
             user = await _user(session, row, request)
         return answers.resource(user, row.version, request, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
-    @router.patch("/Users/{user_id}", responses=ONE, openapi_extra=BODY)
+    @router.patch("/Users/{user_id}", responses=ONE, openapi_extra=BODY | WRITES)
     async def patch_user(
         user_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
@@ -167,7 +180,7 @@ def create_router(
             user = await _user(session, row, request)
         return answers.resource(user, row.version, request, Context.RESOURCE_PATCH_RESPONSE)
 
-    @router.delete("/Users/{user_id}", status_code=204, responses=GONE)
+    @router.delete("/Users/{user_id}", status_code=204, responses=GONE, openapi_extra=WRITES)
     async def delete_user(user_id: str, caller: Writer, if_match: IfMatch = None) -> Response:
         async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _user_row(session, user_id, caller, if_match=if_match)
@@ -197,14 +210,14 @@ def create_router(
         found = [resources.group_resource(row, _base(request)) for row in rows]
         return answers.page(Group, found, total, search)
 
-    @router.get("/Groups/{group_id}", responses=ONE)
+    @router.get("/Groups/{group_id}", responses=ONE, openapi_extra=READS)
     async def get_group(group_id: str, request: Request, caller: Reader) -> ScimResponse:
         async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller)
         group = resources.group_resource(row, _base(request))
         return answers.resource(group, row.version, request, Context.RESOURCE_QUERY_RESPONSE)
 
-    @router.put("/Groups/{group_id}", responses=ONE, openapi_extra=BODY)
+    @router.put("/Groups/{group_id}", responses=ONE, openapi_extra=BODY | WRITES)
     async def replace_group(
         group_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
@@ -215,7 +228,7 @@ def create_router(
         group = resources.group_resource(row, _base(request))
         return answers.resource(group, row.version, request, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
-    @router.patch("/Groups/{group_id}", responses=ONE, openapi_extra=BODY)
+    @router.patch("/Groups/{group_id}", responses=ONE, openapi_extra=BODY | WRITES)
     async def patch_group(
         group_id: str, request: Request, caller: Writer, if_match: IfMatch = None
     ) -> ScimResponse:
@@ -226,7 +239,7 @@ def create_router(
         group = resources.group_resource(row, _base(request))
         return answers.resource(group, row.version, request, Context.RESOURCE_PATCH_RESPONSE)
 
-    @router.delete("/Groups/{group_id}", status_code=204, responses=GONE)
+    @router.delete("/Groups/{group_id}", status_code=204, responses=GONE, openapi_extra=WRITES)
     async def delete_group(group_id: str, caller: Writer, if_match: IfMatch = None) -> Response:
         async with runtime.tenant_transaction(caller.tenant) as session:
             row = await _group_row(session, group_id, caller, if_match=if_match)

@@ -74,7 +74,10 @@ async def offboard(
     (their directory account first)."""
     for request_id in row.request_ids:
         cancelled = await repository.request_cancel(
-            session, uuid.UUID(request_id), tenant=row.tenant
+            session,
+            uuid.UUID(request_id),
+            tenant=row.tenant,
+            by=f"{requester.name} (the identity provider deactivated or deleted the user)",
         )
         if cancelled is not None:
             reason = "the identity provider deactivated or deleted the user"

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from apikeys import Caller
+from apikeys.authorization import Action, documented
 from events import ServiceRuntime
-from events.http import ProblemError
 from request_api import repository as requests
+from request_api.access import guarded_request
 from request_api.webhooks import cloudevents, event_types, repository
 from request_api.webhooks.listener import ActivitySignal
 
@@ -49,6 +50,7 @@ def create_router(
         "/requests/{request_id}/events",
         response_class=EventSourceResponse,
         responses={200: STREAM_RESPONSE},
+        openapi_extra=documented(Action.READ),
     )
     async def request_events(
         request_id: uuid.UUID,
@@ -59,8 +61,7 @@ def create_router(
         reconnect with `Last-Event-ID` resumes), then new ones as they happen; the stream
         ends after the request's final status. A comment line keeps an idle stream open."""
         async with runtime.tenant_transaction(caller.tenant) as session:
-            if await requests.get_request(session, request_id, tenant=caller.tenant) is None:
-                raise ProblemError(404, "Request not found")
+            await guarded_request(session, request_id, caller, Action.READ)
         after = resume_after(last_event_id)
         return EventSourceResponse(
             _journal(runtime, signal, request_id, caller.tenant, after), ping=PING_EVERY_S
