@@ -149,7 +149,11 @@ async def test_a_subscriber_that_is_down_slows_nothing_and_gets_everything_later
     await eventually(retrying)
     waiting = await deliveries(platform.api, subscription["id"])
     assert all(d["status"] == "pending" for d in waiting), waiting
-    assert all(d["last_error"] and d["next_attempt_at"] for d in waiting if d["attempts"])
+    assert all(d["next_attempt_at"] for d in waiting if d["attempts"])
+    # A class of failure: not the socket's "Connection refused", nor the port it tried.
+    tried = [d for d in waiting if d["attempts"]]
+    assert {d["last_error"] for d in tried} == {"connection_failed"}, tried
+    assert str(subscriber.port) not in str(tried)
 
     await subscriber.start()
 
@@ -160,6 +164,21 @@ async def test_a_subscriber_that_is_down_slows_nothing_and_gets_everything_later
     done = await deliveries(platform.api, subscription["id"])
     assert all(d["status"] == "succeeded" for d in done), done
     assert max(d["attempts"] for d in done) >= 2
+
+
+async def test_a_host_that_does_not_resolve_is_not_called_and_logged_as_refused(
+    platform: Platform,
+):
+    subscription = await subscribe(platform.api, "http://no-such-host.invalid/in", ["request.*"])
+    await platform.submit("postgres_schema", name=unique("nowhere"))
+
+    async def tried() -> list[dict[str, Any]]:
+        return [d for d in await deliveries(platform.api, subscription["id"]) if d["attempts"]]
+
+    [first, *_] = await eventually(tried)
+    assert first["status"] == "pending" and first["last_status_code"] is None
+    assert first["last_error"] == "refused_address", first
+    await platform.api.delete(f"/v1/webhooks/{subscription['id']}")
 
 
 async def test_a_failed_delivery_can_be_redelivered(platform: Platform, subscriber: Subscriber):
@@ -230,6 +249,9 @@ async def test_subscriptions_are_checked_changed_rotated_and_deleted(
         ({"url": "ftp://example.com/x", "event_types": ["*"]}, "url"),
         ({"url": subscriber.url("x"), "event_types": ["request.finished"]}, "event_types"),
         ({"url": "http://user:pw@example.com/", "event_types": ["*"]}, "url"),
+        # The stack allows 127.0.0.1 (its subscribers), no other private address.
+        ({"url": "http://127.0.0.2:9000/", "event_types": ["*"]}, "url"),
+        ({"url": "http://10.0.0.1/", "event_types": ["*"]}, "url"),
     ]:
         answer = await platform.api.post("/v1/webhooks", json=body)
         assert answer.status_code == 422, answer.text
