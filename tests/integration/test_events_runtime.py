@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 import pytest
-from sqlalchemy import Integer, MetaData, func, select
+from sqlalchemy import Integer, MetaData, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.kafka_tools import create_topics, produce, read_topic
@@ -18,12 +19,24 @@ from tests.polling import eventually
 
 from devstack import kafka, postgres
 from devstack.stack import Stack
-from events import Event, HandlerContext, Router, ServiceRuntime, ServiceSettings
+from events import (
+    Event,
+    HandlerContext,
+    Router,
+    ServiceRuntime,
+    ServiceSettings,
+    create_service_app,
+)
 from events.contracts import processing
 from events.envelope import Envelope
+from events.outbox import stage_raw
+from events.tables import OutboxDeadLetter
 from events.topics import dead_letter_topic
 
 pytestmark = pytest.mark.integration
+
+
+Fault = Callable[[Event, HandlerContext[None]], Awaitable[None]]
 
 
 class Base(DeclarativeBase):
@@ -51,7 +64,8 @@ class Harness:
     ponged: type[Event]
     exploded: type[Event]
 
-    def runtime(self, **settings: object) -> ServiceRuntime:
+    def runtime(self, *, fault: Fault | None = None, **settings: object) -> ServiceRuntime:
+        """`fault`: awaited first by the handler, to fail it as a test needs."""
         router = Router()
         pinged, ponged, exploded = self.pinged, self.ponged, self.exploded
 
@@ -60,6 +74,8 @@ class Harness:
 
         @router.on(pinged, on_failure=explode)
         async def handle(event: Event, ctx: HandlerContext[None]) -> None:
+            if fault is not None:
+                await fault(event, ctx)
             n = event.n  # type: ignore[attr-defined]
             if n < 0:
                 raise ValueError("negative pings are poison")
@@ -292,6 +308,108 @@ async def test_database_outage_pauses_processing_and_never_dead_letters(
         )
     assert sorted(n for _, n in await harness.effects()) == list(range(1, 12))
     assert runtime.metrics.dead_letters.labels(harness.topic_in)._value.get() == 0
+
+
+async def test_a_transaction_that_lost_a_race_is_retried_in_place_and_never_dead_lettered(
+    harness: Harness,
+) -> None:
+    lost = 0
+
+    async def lose_three_races(_: Event, ctx: HandlerContext[None]) -> None:
+        nonlocal lost
+        if lost < 3:  # more than the 2 attempts a handler's own failure gets
+            code = "40001" if lost % 2 else "40P01"  # serialization failure, deadlock
+            lost += 1
+            await ctx.session.execute(
+                text(f"DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '{code}'; END $$")
+            )
+
+    runtime = harness.runtime(fault=lose_three_races)
+    async with runtime.running():
+        await produce(harness.stack.bootstrap_servers, harness.topic_in, [harness.ping(7)])
+        await eventually(harness.effects, what="the ping, once it won its race")
+    assert lost == 3
+    assert [n for _, n in await harness.effects()] == [7]
+    assert runtime.metrics.dead_letters.labels(harness.topic_in)._value.get() == 0
+
+
+async def test_a_handlers_own_timeout_is_dead_lettered_and_the_partition_moves_on(
+    harness: Harness,
+) -> None:
+    async def time_out_on_13(event: Event, _: HandlerContext[None]) -> None:
+        if event.n == 13:  # type: ignore[attr-defined]
+            async with asyncio.timeout(0.01):
+                await asyncio.Event().wait()
+
+    request_id = uuid.uuid4()  # one key: the good ping waits behind the one that times out
+    runtime = harness.runtime(fault=time_out_on_13)
+    async with runtime.running():
+        await produce(
+            harness.stack.bootstrap_servers,
+            harness.topic_in,
+            [harness.ping(13, request_id), harness.ping(5, request_id)],
+        )
+        await eventually(harness.effects, what="the ping behind the one that timed out")
+    assert [n for _, n in await harness.effects()] == [5]
+    dead = await read_topic(
+        harness.stack.bootstrap_servers, dead_letter_topic(harness.service), at_least=1
+    )
+    assert [dict(r.headers)["deadletter.reason"].decode() for r in dead] == ["TimeoutError: "]
+    out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=2)
+    assert sorted(json.loads(r.value)["type"] for r in out) == ["test.exploded", "test.ponged"]
+
+
+async def test_a_message_kafka_refuses_goes_to_the_outbox_dead_letters_and_the_next_is_sent(
+    harness: Harness,
+) -> None:
+    runtime = harness.runtime()
+    first, last = uuid.uuid4(), uuid.uuid4()
+    missing_topic = f"{harness.topic_out}.missing"  # the test broker creates no topic itself
+    async with runtime.running():
+        await eventually(lambda: _producer_ready(runtime), what="the relay's producer")
+        async with runtime.transaction() as session:
+            runtime.publish(session, harness.ponged(request_id=first, n=1))  # type: ignore[call-arg]
+            stage_raw(session, topic=missing_topic, key=None, value=b"{}", headers=[])
+            too_large = b"x" * 2_000_000  # over the producer's 1 MB request limit
+            stage_raw(session, topic=harness.topic_out, key=None, value=too_large, headers=[])
+            runtime.publish(session, harness.ponged(request_id=last, n=2))  # type: ignore[call-arg]
+        await eventually(lambda: _outbox_empty(runtime), what="the outbox past the refusals")
+        async with runtime.session_factory() as session:
+            dead = (
+                await session.scalars(select(OutboxDeadLetter).order_by(OutboxDeadLetter.outbox_id))
+            ).all()
+        refused = runtime.metrics.outbox_dead_lettered
+        assert refused.labels(missing_topic)._value.get() == 1
+        assert refused.labels(harness.topic_out)._value.get() == 1
+    assert [(d.topic, len(d.value)) for d in dead] == [
+        (missing_topic, 2),
+        (harness.topic_out, 2_000_000),
+    ]
+    assert dead[0].reason == "topic does not exist"
+    assert "MessageSizeTooLargeError" in dead[1].reason
+    out = await read_topic(harness.stack.bootstrap_servers, harness.topic_out, at_least=2)
+    assert [uuid.UUID(json.loads(r.value)["subject"]) for r in out] == [first, last]
+
+
+@pytest.mark.parametrize(("requires_kafka", "status"), [(False, 200), (True, 503)])
+async def test_readiness_needs_kafka_only_where_the_service_says_so(
+    harness: Harness, requires_kafka: bool, status: int
+) -> None:
+    runtime = harness.runtime(
+        kafka_bootstrap_servers="127.0.0.1:1",  # no broker there
+        kafka_timeout_s=1.0,
+        readiness_requires_kafka=requires_kafka,
+    )
+    app = create_service_app(runtime, title="readiness")
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        runtime.running(),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        answer = await client.get("/readyz")
+    assert answer.status_code == status
+    assert answer.json()["checks"]["database"] == "ok"
+    assert answer.json()["checks"]["kafka"] != "ok"
 
 
 async def _at_least(effects, count: int) -> bool:

@@ -26,6 +26,7 @@ class RuntimeMetrics:
     handler_duration: Histogram
     dead_letters: Counter
     outbox_published: Counter
+    outbox_dead_lettered: Counter
     outbox_backlog: Gauge
     outbox_oldest_age: Gauge
     consumer_lag: Gauge
@@ -62,6 +63,13 @@ class RuntimeMetrics:
             ),
             outbox_published=Counter(
                 "outbox_published", "Outbox messages published to Kafka.", registry=registry
+            ),
+            outbox_dead_lettered=Counter(
+                "outbox_dead_lettered",
+                "Outbox messages Kafka refused for good (too large, no such topic), moved to "
+                "the outbox's dead-letter table, by the topic they were for.",
+                ["topic"],
+                registry=registry,
             ),
             outbox_backlog=Gauge(
                 "outbox_backlog", "Outbox messages not yet published.", registry=registry

@@ -5,6 +5,10 @@ safe and a request's events keep their order: at most one batch is in flight per
 Every broker call is bounded by a timeout, because an idempotent aiokafka producer can wait
 forever for a broker that is gone; after a timeout the producer is replaced and the batch is
 retried. A re-sent message is a duplicate that consumers drop by event id.
+
+A message Kafka refuses for good (too large, for a topic that does not exist) would stop the
+relay for every message behind it: it is moved to the outbox's dead-letter table instead, in
+the batch's transaction, and the relay moves on. A broker that is down is retried in place.
 """
 
 from __future__ import annotations
@@ -16,19 +20,39 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from events import tracing
 from events.envelope import Envelope, Event
 from events.errors import describe
 from events.metrics import RuntimeMetrics
-from events.tables import OutboxMessage
+from events.tables import OutboxDeadLetter, OutboxMessage
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 0x0E7E_0B0C  # any constant: one lock per service database
+# What Kafka says of one message that no retry will change (its retriable errors, a timeout
+# or a lost connection, are the broker's and are retried in place).
+REFUSALS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)
 
 
 def stage(session: AsyncSession, event: Event, *, source: str) -> Envelope:
@@ -166,13 +190,66 @@ class OutboxRelay:
             if not rows:
                 return 0
             async with asyncio.timeout(self._send_timeout_s):
-                deliveries = [await self._send(producer, row) for row in rows]
-                await asyncio.gather(*deliveries)
+                refused = await self._send_all(producer, rows)
+            if refused:
+                await self._dead_letter(session, refused)
             await session.execute(
                 delete(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows]))
             )
-        self._metrics.outbox_published.inc(len(rows))
+        self._metrics.outbox_published.inc(len(rows) - len(refused))
+        for row in refused:
+            self._metrics.outbox_dead_lettered.labels(row.topic).inc()
         return len(rows)
+
+    async def _send_all(
+        self, producer: AIOKafkaProducer, rows: Sequence[OutboxMessage]
+    ) -> dict[OutboxMessage, str]:
+        """Send `rows` and wait for the broker's acknowledgements; returns those it refused
+        for good, with why. Any other failure raises: the batch is retried."""
+        missing = await _missing_topics(producer, {row.topic for row in rows})
+        refused = {row: "topic does not exist" for row in rows if row.topic in missing}
+        sent: dict[OutboxMessage, asyncio.Future[object]] = {}
+        for row in rows:
+            if row in refused:
+                continue
+            try:
+                sent[row] = await self._send(producer, row)
+            except REFUSALS as error:
+                refused[row] = describe(error)
+        outcomes = await asyncio.gather(*sent.values(), return_exceptions=True)
+        for row, outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, REFUSALS):
+                refused[row] = describe(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return refused
+
+    @staticmethod
+    async def _dead_letter(session: AsyncSession, refused: dict[OutboxMessage, str]) -> None:
+        for row, reason in refused.items():
+            # Never the value: a payload may carry what logs must not.
+            log.error(
+                "outbox message %d for %s (%d bytes) refused by Kafka, dead-lettered: %s",
+                row.id,
+                row.topic,
+                len(row.value),
+                reason,
+            )
+        await session.execute(
+            insert(OutboxDeadLetter),
+            [
+                {
+                    "outbox_id": row.id,
+                    "topic": row.topic,
+                    "key": row.key,
+                    "value": row.value,
+                    "headers": row.headers,
+                    "created_at": row.created_at,
+                    "reason": reason,
+                }
+                for row, reason in refused.items()
+            ],
+        )
 
     async def _send(self, producer: AIOKafkaProducer, row: OutboxMessage) -> asyncio.Future[object]:
         """Send one message; its publish span is a child of the transaction that staged it and
@@ -197,3 +274,14 @@ class OutboxRelay:
             raise
         delivery.add_done_callback(functools.partial(tracing.end_on_delivery, span))
         return delivery
+
+
+async def _missing_topics(producer: AIOKafkaProducer, topics: set[str]) -> set[str]:
+    """Topics the broker does not have (topics are created ahead, never automatically). Asked
+    only for topics the producer has not seen yet; raises if the broker cannot say."""
+    unseen: set[str] = topics - producer.client.cluster.topics()
+    if not unseen:
+        return set()
+    cluster = await producer.client.fetch_all_metadata()
+    existing: set[str] = cluster.topics(exclude_internal_topics=False)
+    return unseen - existing

@@ -288,6 +288,10 @@ class ServiceRuntime:
                 checks["kafka"] = describe(error, limit=200) or "unreachable"
         return checks
 
+    def required_checks(self) -> list[str]:
+        """The checks /readyz fails on; the others are reported only."""
+        return ["database", "kafka"] if self.settings.readiness_requires_kafka else ["database"]
+
     def ops_router(self) -> APIRouter:
         router = APIRouter(tags=["operations"])
 
@@ -302,7 +306,7 @@ class ServiceRuntime:
         )
         async def readyz() -> JSONResponse:
             checks = await self.check_ready()
-            ready = all(value == "ok" for value in checks.values())
+            ready = all(checks[name] == "ok" for name in self.required_checks())
             return JSONResponse(
                 {"ready": ready, "checks": checks}, status_code=200 if ready else 503
             )

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_timeout_s: float = 15.0
     relay_batch_size: int = 500
+    # Whether /readyz fails while Kafka is unreachable. A service whose routes only stage
+    # events in the outbox serves them without it, and says False.
+    readiness_requires_kafka: bool = True
     max_body_bytes: int = 64 * 1024
     # How often metrics that are read rather than counted (consumer lag, outbox backlog) are.
     metrics_refresh_s: float = 5.0
