@@ -12,6 +12,8 @@ import httpx
 import pytest
 from tests.e2e.client import Platform, fetchval, key_for, usage
 
+from apikeys.bootstrap import ADMIN_KEY_NAME as BOOTSTRAP_NAME
+
 pytestmark = pytest.mark.integration
 
 
@@ -235,6 +237,10 @@ async def test_cancel_at_each_stage_ends_cancelled_with_nothing_left(
         await asyncio.to_thread(platform.stack.up)
     request = await platform.wait_terminal(request_id)
     assert request["status"] == "cancelled", request
+    # Who cancelled it, and when, is its reason.
+    (reason,) = [r for r in request["reasons"] if r["code"] == "cancelled"]
+    assert reason["step"] == "cancel" and reason["by"] == BOOTSTRAP_NAME, reason
+    assert reason["at"] and reason["message"].startswith(f"cancelled by {BOOTSTRAP_NAME} at ")
     assert (
         request["resource_id"] is None
         or (await platform.api.get(f"/v1/resources/{request['resource_id']}")).status_code == 404
