@@ -1,6 +1,7 @@
 """The ASGI middleware in front of every POST: claims the key, runs the route once, keeps its
-answer. It runs before routing, so it authenticates the caller itself to learn the tenant
-(keys are per tenant); a caller it cannot authenticate passes on to the route's own 401."""
+answer. It runs before routing, so it authenticates the caller itself to learn whose key it
+is (keys are per tenant and per caller); a caller it cannot authenticate passes on to the
+route's own 401."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from apikeys import Caller
 from events import ServiceRuntime
 from events.http import problem
 from request_api.idempotency import repository
-from request_api.idempotency.rules import Outcome, decide, fingerprint, valid_key
+from request_api.idempotency.rules import KeyOf, Outcome, decide, fingerprint, valid_key
 
 HEADER = "idempotency-key"
 # The answer headers worth replaying; the others describe the connection, not the result.
@@ -67,9 +68,10 @@ class IdempotencyKeys:
             await self.app(scope, replay, send)
             return
         print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        outcome, record = await self._claim(caller.tenant, caller.key_id, key, print_)
+        of = KeyOf(caller.tenant, caller.key_id, key)
+        outcome, record = await self._claim(of, print_)
         if outcome is Outcome.PROCEED:
-            await self._run_once(scope, replay, send, caller.tenant, caller.key_id, key)
+            await self._run_once(scope, replay, send, of)
         elif outcome is Outcome.REPLAY and record is not None and record[2] is not None:
             await _send_stored(send, record)
         elif outcome is Outcome.REPLAY:
@@ -83,21 +85,19 @@ class IdempotencyKeys:
             await problem(409, "Request in progress", detail, headers=headers)(scope, replay, send)
 
     async def _claim(
-        self, tenant: str, caller: str, key: str, print_: str
+        self, of: KeyOf, print_: str
     ) -> tuple[Outcome, tuple[int, dict[str, str], bytes | None] | None]:
         now = datetime.now(UTC)
-        async with self.runtime.tenant_transaction(tenant) as session:
+        async with self.runtime.tenant_transaction(of.tenant) as session:
             if await repository.claim_new(
                 session,
-                tenant=tenant,
-                caller=caller,
-                key=key,
+                of,
                 fingerprint=print_,
                 now=now,
                 ttl=self.keep_for,
             ):
                 return Outcome.PROCEED, None
-            record = await repository.locked(session, tenant=tenant, caller=caller, key=key)
+            record = await repository.locked(session, of)
             if record is None:  # expired and purged in between
                 outcome = Outcome.PROCEED
             else:
@@ -105,9 +105,7 @@ class IdempotencyKeys:
             if outcome is Outcome.PROCEED:
                 await repository.restart(
                     session,
-                    tenant=tenant,
-                    caller=caller,
-                    key=key,
+                    of,
                     fingerprint=print_,
                     now=now,
                     ttl=self.keep_for,
@@ -120,9 +118,7 @@ class IdempotencyKeys:
                 )
             return outcome, None
 
-    async def _run_once(
-        self, scope: Scope, receive: Receive, send: Send, tenant: str, caller: str, key: str
-    ) -> None:
+    async def _run_once(self, scope: Scope, receive: Receive, send: Send, of: KeyOf) -> None:
         status = 500
         headers: dict[str, str] = {}
         chunks: list[bytes] = []
@@ -142,16 +138,14 @@ class IdempotencyKeys:
         try:
             await self.app(scope, receive, keeping_send)
         finally:
-            async with self.runtime.tenant_transaction(tenant) as session:
+            async with self.runtime.tenant_transaction(of.tenant) as session:
                 # A server error or a rate limit did nothing: the caller may simply retry.
                 if status >= 500 or status == 429:
-                    await repository.release(session, tenant=tenant, caller=caller, key=key)
+                    await repository.release(session, of)
                 else:
                     await repository.complete(
                         session,
-                        tenant=tenant,
-                        caller=caller,
-                        key=key,
+                        of,
                         status_code=status,
                         headers=headers,
                         body=None if secret else b"".join(chunks),

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from request_api.idempotency.models import IdempotencyRecord
-from request_api.idempotency.rules import Stored
+from request_api.idempotency.rules import KeyOf, Stored
+
+
+def _is(of: KeyOf) -> ColumnElement[bool]:
+    return and_(
+        IdempotencyRecord.tenant == of.tenant,
+        IdempotencyRecord.caller == of.caller,
+        IdempotencyRecord.key == of.key,
+    )
 
 
 async def claim_new(
     session: AsyncSession,
+    of: KeyOf,
     *,
-    tenant: str,
-    caller: str,
-    key: str,
     fingerprint: str,
     now: datetime,
     ttl: timedelta,
@@ -26,9 +33,9 @@ async def claim_new(
     inserted = await session.scalar(
         insert(IdempotencyRecord)
         .values(
-            tenant=tenant,
-            caller=caller,
-            key=key,
+            tenant=of.tenant,
+            caller=of.caller,
+            key=of.key,
             fingerprint=fingerprint,
             state="in_progress",
             locked_at=now,
@@ -40,18 +47,8 @@ async def claim_new(
     return inserted is not None
 
 
-async def locked(
-    session: AsyncSession, *, tenant: str, caller: str, key: str
-) -> IdempotencyRecord | None:
-    return await session.scalar(
-        select(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.tenant == tenant,
-            IdempotencyRecord.caller == caller,
-            IdempotencyRecord.key == key,
-        )
-        .with_for_update()
-    )
+async def locked(session: AsyncSession, of: KeyOf) -> IdempotencyRecord | None:
+    return await session.scalar(select(IdempotencyRecord).where(_is(of)).with_for_update())
 
 
 def stored(record: IdempotencyRecord) -> Stored:
@@ -60,21 +57,15 @@ def stored(record: IdempotencyRecord) -> Stored:
 
 async def restart(
     session: AsyncSession,
+    of: KeyOf,
     *,
-    tenant: str,
-    caller: str,
-    key: str,
     fingerprint: str,
     now: datetime,
     ttl: timedelta,
 ) -> None:
     await session.execute(
         update(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.tenant == tenant,
-            IdempotencyRecord.caller == caller,
-            IdempotencyRecord.key == key,
-        )
+        .where(_is(of))
         .values(
             fingerprint=fingerprint,
             state="in_progress",
@@ -89,33 +80,21 @@ async def restart(
 
 async def complete(
     session: AsyncSession,
+    of: KeyOf,
     *,
-    tenant: str,
-    caller: str,
-    key: str,
     status_code: int,
     headers: dict[str, str],
     body: bytes | None,
 ) -> None:
     await session.execute(
         update(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.tenant == tenant,
-            IdempotencyRecord.caller == caller,
-            IdempotencyRecord.key == key,
-        )
+        .where(_is(of))
         .values(state="completed", status_code=status_code, headers=headers, body=body)
     )
 
 
-async def release(session: AsyncSession, *, tenant: str, caller: str, key: str) -> None:
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.tenant == tenant,
-            IdempotencyRecord.caller == caller,
-            IdempotencyRecord.key == key,
-        )
-    )
+async def release(session: AsyncSession, of: KeyOf) -> None:
+    await session.execute(delete(IdempotencyRecord).where(_is(of)))
 
 
 async def purge_expired(session: AsyncSession) -> None:

@@ -18,6 +18,16 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
+class KeyOf:
+    """An Idempotency-Key as its caller sent it: the same key from two callers (keys or
+    clients, by id) is two keys."""
+
+    tenant: str
+    caller: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Stored:
     fingerprint: str
     state: str
