@@ -104,9 +104,11 @@ async def test_a_modify_raising_the_connection_limit_waits_for_approval_then_com
     provisioned = await platform.wait_terminal(answer.json()["id"], timeout_s=90)
     assert provisioned["status"] == "completed", provisioned
     resource_id = provisioned["resource_id"]
+    first = await requester.get(f"/v1/resources/{resource_id}/credentials")
+    assert first.status_code == 200, first.text
 
-    # 10 → 30: above the item's approval threshold of 25.
-    change = {"parameters": {"connection_limit": 30}}
+    # 10 → 30: above the item's approval threshold of 25; the secret rotated with it.
+    change = {"parameters": {"connection_limit": 30}, "rotate_credentials": True}
     answer = await requester.patch(f"/v1/resources/{resource_id}", json=change)
     assert answer.status_code == 202, answer.text
     modify_id = answer.json()["id"]
@@ -117,6 +119,10 @@ async def test_a_modify_raising_the_connection_limit_waits_for_approval_then_com
     assert modified["status"] == "completed", modified
     resource = (await requester.get(f"/v1/resources/{resource_id}")).json()
     assert resource["parameters"]["connection_limit"] == 30
+    # Approved, the modify still rotates: a new secret, revealable once more.
+    rotated = await requester.get(f"/v1/resources/{resource_id}/credentials")
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["password"] != first.json()["password"]
 
     # Lowering what was approved needs nobody; a value outside the tenant's list is refused.
     answer = await requester.patch(

@@ -58,6 +58,8 @@ class ProvisioningRequest(Base):
     # Who asked for the cancel: a person, or the platform for a failed bundle's others.
     cancelled_by: Mapped[str | None] = mapped_column(String(200))
     bundle_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # A modify that asks for a new secret: kept, so that it still does once approved.
+    rotate_credentials: Mapped[bool] = mapped_column(default=False, server_default="false")
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

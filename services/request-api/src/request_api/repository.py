@@ -26,6 +26,7 @@ async def add_request(
     resource_id: uuid.UUID | None = None,
     expires_at: datetime | None = None,
     bundle_id: uuid.UUID | None = None,
+    rotate_credentials: bool = False,
 ) -> ProvisioningRequest:
     now = datetime.now(UTC)
     request = ProvisioningRequest(
@@ -40,6 +41,7 @@ async def add_request(
         resource_id=resource_id,
         expires_at=expires_at,
         bundle_id=bundle_id,
+        rotate_credentials=rotate_credentials,
         status=lifecycle.SUBMITTED,
         status_changed_at=now,
         reasons=[],

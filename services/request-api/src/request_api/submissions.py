@@ -99,6 +99,7 @@ async def record(
         resource_id=resource_id,
         expires_at=expires_at,
         bundle_id=bundle_id,
+        rotate_credentials=rotate_credentials,
     )
     submitted = RequestSubmitted(
         request_id=request.id,

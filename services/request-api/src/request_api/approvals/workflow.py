@@ -204,6 +204,7 @@ async def _approved(
         tenant=request.tenant,
         operation=request.operation,
         resource_id=request.resource_id,
+        rotate_credentials=request.rotate_credentials,
         approver=approver,
         justification=justification,
         stage=row.name,
