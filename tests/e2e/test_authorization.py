@@ -72,6 +72,15 @@ async def test_a_colleague_can_neither_reveal_nor_take_over_anothers_login(platf
         revealed = await alice.get(resource + "/credentials")
         assert revealed.status_code == 200 and revealed.json()["password"], revealed.text
 
+        # Lists follow the same rule: bob's show none of alice's; the admin's show them.
+        for listing, wanted in (("requests", request["id"]), ("resources", request["resource_id"])):
+            seen_by = {}
+            for who, client in (("alice", alice), ("bob", bob), ("admin", admin)):
+                page = await client.get(f"{api}/v1/{listing}", params={"limit": 200})
+                assert page.status_code == 200, page.text
+                seen_by[who] = wanted in {item["id"] for item in page.json()["items"]}
+            assert seen_by == {"alice": True, "bob": False, "admin": True}, (listing, seen_by)
+
 
 async def test_only_the_operator_rotates_or_revokes_a_key_with_the_platform_scope(
     platform: Platform,

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.sql.elements import ColumnElement
 
 from apikeys import Caller
+from apikeys.authorization import Action, may
 from events import ServiceRuntime
 from events.http import PROBLEM_JSON, ProblemError
 from request_api.models import ProvisioningRequest, Resource
@@ -59,7 +60,9 @@ def create_router(
         request: Request,
         response: Response,
     ) -> Page:
-        """The caller's tenant's requests, newest first unless `sort` says otherwise."""
+        """The caller's tenant's requests, newest first unless `sort` says otherwise: for an
+        admin or an auditor, all of them; for anyone else, those they asked for or that are
+        for them."""
         searchable = listing.requests()
         return await _page(ProvisioningRequest, searchable, query, caller, request, response)
 
@@ -70,7 +73,8 @@ def create_router(
         request: Request,
         response: Response,
     ) -> Page:
-        """The caller's tenant's resources, newest first unless `sort` says otherwise."""
+        """The caller's tenant's resources, newest first unless `sort` says otherwise: for an
+        admin or an auditor, all of them; for anyone else, those they own or asked for."""
         return await _page(Resource, listing.resources(), query, caller, request, response)
 
     async def _page(
@@ -92,6 +96,9 @@ def create_router(
                 sort=sort,
                 after=position,
                 limit=query.limit,
+                # Reading every object of the tenant is an admin's or an auditor's; anyone
+                # else lists those that name them (apikeys.authorization, `read`).
+                person=None if may(caller, Action.READ) else caller.name,
             )
         items = rows[: query.limit]
         if len(rows) <= query.limit:
