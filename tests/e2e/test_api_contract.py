@@ -77,7 +77,11 @@ async def test_two_concurrent_posts_with_one_key_make_one_request(platform: Plat
 
 
 async def test_idempotency_keys_belong_to_a_tenant(platform: Platform, stack: Stack):
-    other = await key_for(stack, name="ivy", tenant="ten-seats", roles=["requester"])
+    # A tenant of its own: whichever of the two same-named requests is allocated first takes
+    # the name, and the other's tenant must not be one whose quota another test counts.
+    other = await key_for(
+        stack, name="ivy", tenant=f"idem-{uuid.uuid4().hex[:8]}", roles=["requester"]
+    )
     key = str(uuid.uuid4())
     name = unique_name("idem_tenant")
     mine = await platform.api.post(

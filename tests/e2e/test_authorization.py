@@ -125,9 +125,8 @@ async def test_shared_pools_are_stocked_by_the_operator_and_a_tenants_own_by_its
         assert made.json() == {"pool": own, "shared": False, "added": 1}
         # Another tenant's own pool does not exist for it.
         assert (await other_admin.post(f"{pools}/{own}/units", json=units)).status_code == 404
-    by_operator = await platform.api.post(
-        f"{pools}/licence:figma/units", json={"units": [unique("figma-extra-")]}
-    )
+    # A new pool the operator stocks is shared (not the seed's: other tests count its units).
+    by_operator = await platform.api.post(f"{pools}/{unique('shared:')}/units", json=units)
     assert by_operator.status_code == 200 and by_operator.json()["shared"] is True
 
 

@@ -106,6 +106,8 @@ async def test_every_operation_with_an_id_answers_as_the_authorization_table_say
                         _check(answer, expected[principal.name], principal, method, path)
                     tried.append(f"{service} {method.upper()} {path}")
         assert len(tried) >= 45, tried
+        # What still waits for a decision would count as stuck for the tests after this one.
+        await world.withdraw()
     finally:
         for principal in everyone:
             await principal.client.aclose()
@@ -158,6 +160,8 @@ class World:
     ids: dict[str, str]
     # Who the item's approval stage names: roles and people.
     approvers: dict[str, Any] = field(default_factory=dict)
+    # Every request of rita's that waited for approval.
+    waited: list[str] = field(default_factory=list)
 
     @classmethod
     async def build(cls, platform: Platform, rita: Principal, adam: Principal) -> World:
@@ -265,7 +269,16 @@ class World:
             what="the approval stage",
         )
         self.approvers = approval["approvers"]
+        self.waited.append(request["id"])
         return {"request_id": request["id"], "approval_id": approval["id"]}
+
+    async def withdraw(self) -> None:
+        """Cancel what is still awaiting approval."""
+        for request_id in self.waited:
+            found = await self.rita.client.get(f"{self.api}/v1/requests/{request_id}")
+            if found.json()["status"] == "awaiting_approval":
+                cancel = await self.rita.client.post(f"{self.api}/v1/requests/{request_id}/cancel")
+                assert cancel.status_code == 202, cancel.text
 
     async def subscription(self) -> str:
         hook = await self.adam.client.post(
