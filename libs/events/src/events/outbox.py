@@ -27,6 +27,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
     UnsupportedForMessageFormatError,
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -105,6 +106,7 @@ class OutboxRelay:
         self._send_timeout_s = send_timeout_s
         self._idle_poll_s = idle_poll_s
         self._wakeup = asyncio.Event()
+        self._missing_since: dict[str, float] = {}
         self.producer: AIOKafkaProducer | None = None
 
     def wake(self) -> None:
@@ -206,7 +208,7 @@ class OutboxRelay:
     ) -> dict[OutboxMessage, str]:
         """Send `rows` and wait for the broker's acknowledgements; returns those it refused
         for good, with why. Any other failure raises: the batch is retried."""
-        missing = await _missing_topics(producer, {row.topic for row in rows})
+        missing = await self._lastingly_missing(producer, {row.topic for row in rows})
         refused = {row: "topic does not exist" for row in rows if row.topic in missing}
         sent: dict[OutboxMessage, asyncio.Future[object]] = {}
         for row in rows:
@@ -223,6 +225,22 @@ class OutboxRelay:
             elif isinstance(outcome, BaseException):
                 raise outcome
         return refused
+
+    async def _lastingly_missing(self, producer: AIOKafkaProducer, topics: set[str]) -> set[str]:
+        """Topics still missing a send timeout after first found missing. A topic just
+        created is not in every broker's metadata at once: until then, retry in place."""
+        missing = await _missing_topics(producer, topics)
+        now = asyncio.get_running_loop().time()
+        for topic in set(self._missing_since) - missing:
+            del self._missing_since[topic]
+        lasting = {
+            topic
+            for topic in missing
+            if now - self._missing_since.setdefault(topic, now) >= self._send_timeout_s
+        }
+        if missing - lasting:
+            raise UnknownTopicOrPartitionError(f"not (yet) on the broker: {sorted(missing)}")
+        return lasting
 
     @staticmethod
     async def _dead_letter(session: AsyncSession, refused: dict[OutboxMessage, str]) -> None:
