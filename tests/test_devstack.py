@@ -6,6 +6,7 @@ import base64
 import json
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from catalog import load_catalog
 from devstack import kafka, keys, postgres, proc, services
 from devstack.config import SERVICES, StackConfig
 from devstack.stack import Stack
@@ -145,6 +147,18 @@ def test_service_specific_settings() -> None:
         "port": 55433,
     }
     assert deployer["CREDENTIALS_KEY_FILE"] == str(TESTS.secrets_dir / "credentials.key")
+
+
+@pytest.mark.parametrize("profile", [StackConfig.default, StackConfig.for_tests])
+def test_the_policy_services_share_an_entitlements_file_the_catalog_accepts(
+    profile: Callable[[Path], StackConfig],
+) -> None:
+    config = profile(Path(__file__).resolve().parents[1])
+    entitlements = config.repo / config.entitlements_file
+    for name in SERVICES:
+        given = services.environment(config, name).get("ENTITLEMENTS_FILE")
+        assert given == (str(entitlements) if name in ("request-api", "validator") else None)
+    load_catalog(entitlements_file=entitlements)  # raises on a file it refuses
 
 
 def test_sealing_keys_are_private_base64_of_32_bytes_and_kept(tmp_path: Path) -> None:

@@ -1,16 +1,22 @@
-"""What a tenant's accounts and resources may be given: the catalog's allow-lists, and the
-privileged values and raised limits that wait for an approver, on a provision or a modify."""
+"""What a tenant's accounts and resources may be given: the catalog's allow-lists, a
+deployment's own tenants' lists over them, and the privileged values and raised limits that
+wait for an approver, on a provision or a modify."""
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import ValidationError
 
-from catalog import CatalogItem, load_catalog
+from catalog import CatalogError, CatalogItem, load_catalog
 from catalog import policy as rules
-from catalog.entitlements import Entitlement, parse_entitlements, rules_for
+from catalog.entitlements import DEFAULT_TENANT, Entitlement, merged, parse_entitlements, rules_for
 
-CATALOG = load_catalog()
+# A deployment's file: the `engineering` and `finance` tenants' own lists.
+DEPLOYMENT = Path(__file__).with_name("entitlements.json")
+CATALOG = load_catalog(entitlements_file=DEPLOYMENT)
 ACCOUNT = {"name": "ada_l", "given_name": "Ada", "family_name": "Lovelace", "department": "web"}
 
 
@@ -124,3 +130,76 @@ def test_a_tenants_rule_replaces_the_defaults_for_that_parameter_only() -> None:
 def test_an_entitlement_rule_with_an_unknown_key_is_refused() -> None:
     with pytest.raises(ValidationError):
         parse_entitlements({"default": {"groups": {"allow": ["a"]}}})
+
+
+def test_a_deployments_tenant_replaces_the_items_rule_per_parameter_and_adds_tenants() -> None:
+    packaged = parse_entitlements(
+        {
+            "default": {"groups": {"allowed": ["a"]}, "role": {"allowed": ["engineer"]}},
+            "finance": {"groups": {"allowed": ["b"]}, "department": {"allowed": ["payroll"]}},
+        }
+    )
+    deployment = parse_entitlements(
+        {
+            "default": {"role": {"allowed": ["*"]}},
+            "finance": {"groups": {"allowed": ["fin-*"]}},
+            "legal": {"groups": {"allowed": ["law-*"]}},
+        }
+    )
+    assert merged(packaged, deployment) == {
+        "default": {"groups": Entitlement(allowed=("a",)), "role": Entitlement(allowed=("*",))},
+        "finance": {
+            "groups": Entitlement(allowed=("fin-*",)),
+            "department": Entitlement(allowed=("payroll",)),
+        },
+        "legal": {"groups": Entitlement(allowed=("law-*",))},
+    }
+    assert merged(packaged, {}) == packaged
+
+
+def test_the_packaged_items_name_no_tenant_but_the_default() -> None:
+    for name, found in load_catalog().items.items():
+        assert set(found.entitlements) <= {DEFAULT_TENANT}, name
+
+
+def test_without_a_deployments_file_every_tenant_gets_the_defaults() -> None:
+    packaged = load_catalog().get("directory_account")
+    assert packaged is not None
+    payroll = {**ACCOUNT, "department": "payroll", "groups": ["web-admins"]}
+    assert rules.check(packaged, "directory_account", payroll, tenant="finance") == []
+
+
+def test_the_entitlements_file_is_part_of_the_policy_version() -> None:
+    assert CATALOG.version != load_catalog().version
+    assert CATALOG.version == load_catalog(entitlements_file=DEPLOYMENT).version
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("{not json", "Expecting property name"),
+        ("[]", "not an object of catalog items"),
+        ('{"directory_acount": {}}', "no such catalog item: directory_acount"),
+        (
+            json.dumps({"directory_account": {"legal": {"groups": {"allow": ["a"]}}}}),
+            "directory_account/legal/groups: Additional properties",
+        ),
+        (
+            json.dumps({"cloud_vm": {"legal": {"vcpu": {"maximum": "four"}}}}),
+            "cloud_vm/legal/vcpu/maximum: 'four' is not of type 'number'",
+        ),
+    ],
+)
+def test_a_bad_entitlements_file_stops_the_load_naming_the_file_and_the_place(
+    tmp_path: Path, content: str, complaint: str
+) -> None:
+    bad = tmp_path / "entitlements.json"
+    bad.write_text(content)
+    with pytest.raises(CatalogError, match=re.escape(str(bad))) as raised:
+        load_catalog(entitlements_file=bad)
+    assert complaint in str(raised.value)
+
+
+def test_a_missing_entitlements_file_stops_the_load_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=re.escape(str(tmp_path / "nowhere.json"))):
+        load_catalog(entitlements_file=tmp_path / "nowhere.json")

@@ -43,6 +43,9 @@ class StackConfig:
     pg_fsync: bool = True
     # The organisation the allocator applies at start: tenants and their quotas.
     seed_file: str = "deploy/seed/organisation.json"
+    # The organisation's tenants' entitlements, over the catalog's defaults (request-api and
+    # validator).
+    entitlements_file: str = "deploy/seed/entitlements.json"
     # Chaos testing: the test stack lets a request ask for a failure at any step.
     inject_faults: bool = False
     lease_sweep_interval_s: float = 30.0
@@ -108,6 +111,7 @@ class StackConfig:
             receiver_port=18090 + shift,
             pg_fsync=False,
             seed_file="tests/seed/organisation.json",
+            entitlements_file="tests/seed/entitlements.json",
             inject_faults=True,
             lease_sweep_interval_s=1.0,  # the tests' leases last seconds
             approval_sweep_interval_s=0.5,

@@ -22,6 +22,8 @@ STOP_TIMEOUT = 15.0
 REPLICA_PORT_STEP = 10
 MAX_REPLICAS = 8
 USES_IDENTITY = ("request-api", "allocator", "deployer", "auditor")
+# Those that decide what a tenant may be given (catalog entitlements).
+USES_ENTITLEMENTS = ("request-api", "validator")
 SERVER_POOL = [
     {"id": "pg-local", "capacity": {"postgres_database": 200, "postgres_schema": 100000}}
 ]
@@ -81,6 +83,8 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         env["OAUTH_ISSUER"] = config.oauth_issuer
         env["OAUTH_AUDIENCE"] = config.oauth_audience
         env["OAUTH_JWKS_URL"] = config.oauth_jwks_url
+    if name in USES_ENTITLEMENTS:
+        env["ENTITLEMENTS_FILE"] = str(config.repo / config.entitlements_file)
     if name == "request-api":
         env["DEPLOYER_URL"] = url(config, "deployer")
         env["ALLOCATOR_URL"] = url(config, "allocator")

@@ -79,6 +79,16 @@ def parse_entitlements(data: dict[str, Any]) -> dict[str, dict[str, Entitlement]
     }
 
 
+def merged(packaged: Entitlements, deployment: Entitlements) -> dict[str, dict[str, Entitlement]]:
+    """A deployment's rules over an item's own: a tenant the deployment names takes its rule
+    for each parameter it names and keeps the item's for the others, as a tenant's rule
+    replaces the default's."""
+    tenants = [*packaged, *(tenant for tenant in deployment if tenant not in packaged)]
+    return {
+        tenant: {**packaged.get(tenant, {}), **deployment.get(tenant, {})} for tenant in tenants
+    }
+
+
 def rules_for(entitlements: Entitlements, tenant: str) -> dict[str, Entitlement]:
     """The tenant's rule for each parameter it names, the default's for the others."""
     return {**entitlements.get(DEFAULT_TENANT, {}), **entitlements.get(tenant, {})}

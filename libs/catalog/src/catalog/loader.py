@@ -1,18 +1,21 @@
-"""Loads catalog items from the JSON files shipped in this package and checks parameters."""
+"""Loads catalog items from the JSON files shipped in this package, with a deployment's own
+entitlements over theirs, and checks parameters."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from catalog.approvals import DEFAULT_STAGES, ApprovalStage, parse_stages
-from catalog.entitlements import Entitlement, parse_entitlements
+from catalog.entitlements import Entitlement, merged, parse_entitlements
 from catalog.problems import ParameterProblem
 
 
@@ -89,17 +92,24 @@ class CatalogItem:
         }
 
 
+class CatalogError(ValueError):
+    """The catalog cannot be loaded as configured (a deployment's entitlements file): the
+    service must not start."""
+
+
 @dataclass(frozen=True)
 class Catalog:
     items: dict[str, CatalogItem]
-    # Names the policy that decided: a digest of every item file.
+    # Names the policy that decided: a digest of every item file and the entitlements file.
     version: str = ""
 
     def get(self, name: str) -> CatalogItem | None:
         return self.items.get(name)
 
 
-def load_catalog() -> Catalog:
+def load_catalog(*, entitlements_file: Path | None = None) -> Catalog:
+    """The packaged items; `entitlements_file` (`{item: {tenant: {parameter: rule}}}`) gives
+    a deployment's own tenants' rules, merged over each item's `entitlements`."""
     folder = resources.files("catalog") / "items"
     items = {}
     digest = hashlib.sha256()
@@ -128,7 +138,37 @@ def load_catalog() -> Catalog:
             retention_days=float(data.get("deprovision", {}).get("retention_days", 0)),
         )
         items[item.name] = item
+    if entitlements_file is not None:
+        text, deployment = _read_entitlements(entitlements_file, known=items.keys())
+        digest.update(text.encode())
+        for name, rules in deployment.items():
+            items[name] = replace(items[name], entitlements=merged(items[name].entitlements, rules))
     return Catalog(items, version=f"catalog-{digest.hexdigest()[:12]}")
+
+
+def _read_entitlements(
+    path: Path, *, known: Iterable[str]
+) -> tuple[str, dict[str, dict[str, dict[str, Entitlement]]]]:
+    try:
+        text = path.read_text()
+        data = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise CatalogError(f"entitlements file {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise CatalogError(f"entitlements file {path}: not an object of catalog items")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise CatalogError(f"entitlements file {path}: no such catalog item: {', '.join(unknown)}")
+    parsed = {}
+    for name, block in data.items():
+        try:
+            parsed[name] = parse_entitlements(block)
+        except ValidationError as error:
+            where = "/".join(str(part) for part in (name, *error.absolute_path))
+            raise CatalogError(
+                f"entitlements file {path}: {where}: {_short(error.message)}"
+            ) from error
+    return text, parsed
 
 
 def _short(message: str, limit: int = 300) -> str:

@@ -41,7 +41,7 @@ from request_api.webhooks.listener import ActivitySignal
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    catalog = load_catalog()
+    catalog = load_catalog(entitlements_file=settings.entitlements_file)
     metrics = RuntimeMetrics.create()
     progress_metrics = progress.ProgressMetrics.create(metrics.registry)
     runtime = ServiceRuntime(

@@ -10,6 +10,8 @@ class Settings(ServiceSettings):
     # Its routes stage events in the outbox: requests are taken while Kafka is away.
     readiness_requires_kafka: bool = False
     identity_database_url: str
+    # The deployment's own tenants' entitlements, over the catalog items' (catalog.load_catalog).
+    entitlements_file: Path | None = None
     # The AES key (base64 of 32 bytes) that seals webhook signing secrets at rest.
     webhook_key_file: Path
     deployer_url: str = "http://127.0.0.1:8004"

@@ -12,7 +12,8 @@ from validator.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    catalog = load_catalog(entitlements_file=settings.entitlements_file)
     runtime = ServiceRuntime(
-        settings, routers=[handlers.router], deps=handlers.Deps(catalog=load_catalog())
+        settings, routers=[handlers.router], deps=handlers.Deps(catalog=catalog)
     )
     return create_service_app(runtime, title="validator")
