@@ -26,6 +26,7 @@ RUNTIME_FAMILIES = {
     "event_handler_duration_seconds": "histogram",
     "events_dead_lettered": "counter",
     "outbox_published": "counter",
+    "outbox_dead_lettered": "counter",
     "outbox_backlog": "gauge",
     "outbox_oldest_unpublished_age_seconds": "gauge",
     "kafka_consumergroup_lag": "gauge",
