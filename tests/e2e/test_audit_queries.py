@@ -91,7 +91,12 @@ async def test_records_are_found_by_request_person_type_and_time(platform: Platf
         assert await every_page(stranger, request_id=request["id"]) == []
         # Every read is on the record, with who read and what they asked.
         reads = await every_page(auditor, event_type="audit.read", person=rita_name)
-        assert reads and all(r["step"] == "audit" and r["outcome"] == "read" for r in reads)
+        assert reads and all(r["step"] == "audit" for r in reads)
+        # Her refused read too, as refused.
+        assert [r["data"]["query"] for r in reads if r["outcome"] == "refused"] == [
+            {"person": "someone-else", "view": "records"}
+        ]
+        assert {r["outcome"] for r in reads} == {"read", "refused"}
         bad = await auditor.get("/v1/audit/records", params={"cursor": "nonsense"})
         assert bad.status_code == 422
     finally:

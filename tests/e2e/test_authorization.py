@@ -171,16 +171,28 @@ async def test_a_refused_audit_read_is_recorded(platform: Platform):
     async with person(platform, ["requester"], name=colleague) as colin:
         history = await colin.get(f"{audit}/v1/audit/requests/{request['id']}")
         assert history.status_code == 403, history.text
+        others = await colin.get(f"{audit}/v1/audit/records", params={"person": "someone"})
+        assert others.status_code == 403, others.text
+        report = await colin.get(
+            f"{audit}/v1/audit/reports",
+            params={"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"},
+        )
+        assert report.status_code == 403, report.text
 
-    async def refusal() -> dict | None:
+    async def refusals() -> list[dict] | None:
         found = await platform.audit.get(
             "/v1/audit/records", params={"event_type": "audit.read", "person": colleague}
         )
-        return next((r for r in found.json()["items"] if r["data"]["refused"]), None)
+        refused = [r for r in found.json()["items"] if r["data"]["refused"]]
+        return refused if len(refused) == 3 else None
 
-    record = await eventually(refusal, "the refused read's record")
-    assert record["outcome"] == "refused"
-    assert record["data"]["query"] == {"request_id": request["id"], "view": "history"}
+    records = await eventually(refusals, "the refused reads' records")
+    assert {r["outcome"] for r in records} == {"refused"}
+    assert [r["data"]["query"] for r in records] == [
+        {"request_id": request["id"], "view": "history"},
+        {"person": "someone", "view": "records"},
+        {"path": "/v1/audit/reports", "action": "read_audit_reports"},
+    ]
 
 
 async def test_the_same_idempotency_key_from_two_callers_is_two_requests(platform: Platform):

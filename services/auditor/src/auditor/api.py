@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from apikeys import ApiKeyBearer, Caller
-from apikeys.authorization import Action, Forbidden, Relation, documented, relations, require
+from apikeys.authorization import Action, Forbidden, Relation, documented, relations
 from auditor import entries, evidence, reads, repository, sealing, timeline, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
@@ -36,8 +36,16 @@ def create_router(
 
     # The whole record (every tenant's) is checked and exported only by admins and auditors;
     # it answers where it breaks, never another tenant's data.
-    OverseerDep = Annotated[Caller, Depends(authenticate.then(reads.overseer_only))]
-    ExporterDep = Annotated[Caller, Depends(authenticate.then(_exporter_only))]
+    OverseerDep = Annotated[
+        Caller,
+        Depends(
+            authenticate.then(reads.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS))
+        ),
+    ]
+    ExporterDep = Annotated[
+        Caller,
+        Depends(authenticate.then(reads.only_who_may(runtime, chain_key, Action.EXPORT_AUDIT))),
+    ]
 
     @router.get("/requests/{request_id}", openapi_extra=documented(Action.READ_AUDIT))
     async def request_history(request_id: uuid.UUID, caller: CallerDep) -> dict[str, Any]:
@@ -77,7 +85,9 @@ def create_router(
         recorded."""
         overseer = reads.oversees(caller)
         if not overseer and person not in (None, caller.name):
-            raise ProblemError(403, "Only an admin or an auditor reads another person's records")
+            refused = {"person": person, "view": "records"}
+            await reads.record(runtime, chain_key, caller, refused, 0, refused=True)
+            raise Forbidden(Action.READ_AUDIT)
         query = {
             "request_id": str(request_id) if request_id else None,
             "resource_id": str(resource_id) if resource_id else None,
@@ -196,10 +206,6 @@ def create_router(
         }
 
     return router
-
-
-async def _exporter_only(_: Request, caller: Caller) -> None:
-    require(caller, Action.EXPORT_AUDIT)
 
 
 def _cursor(seq: int) -> str:

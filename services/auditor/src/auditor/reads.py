@@ -9,6 +9,7 @@ from fastapi import Request
 
 from apikeys import Caller
 from apikeys.authorization import NOBODY, Action, Subject, may, require
+from apikeys.dependency import Check
 from auditor import recording
 from events import ServiceRuntime
 
@@ -18,9 +19,17 @@ def oversees(caller: Caller) -> bool:
     return may(caller, Action.READ_AUDIT_REPORTS)
 
 
-async def overseer_only(_: Request, caller: Caller) -> None:
-    """A check to chain onto authentication (`authenticate.then(overseer_only)`)."""
-    require(caller, Action.READ_AUDIT_REPORTS)
+def only_who_may(runtime: ServiceRuntime, chain_key: bytes, action: Action) -> Check:
+    """A check to chain onto authentication (`authenticate.then(...)`): a caller the table
+    does not allow `action` is refused (403), and the refusal is recorded."""
+
+    async def check(request: Request, caller: Caller) -> None:
+        if not may(caller, action):
+            query = {"path": request.url.path, "action": action.value}
+            await record(runtime, chain_key, caller, query, 0, refused=True)
+            require(caller, action)
+
+    return check
 
 
 def subject_naming(caller: Caller, people: set[str]) -> Subject:

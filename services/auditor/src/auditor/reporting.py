@@ -60,7 +60,12 @@ def create_router(
     public_key = sealer.private_key.public_key()
 
     # Reports and evidence cover the whole tenant: for its admins and auditors.
-    OverseerDep = Annotated[Caller, Depends(authenticate.then(reads.overseer_only))]
+    OverseerDep = Annotated[
+        Caller,
+        Depends(
+            authenticate.then(reads.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS))
+        ),
+    ]
 
     @router.get(
         "/reports",
