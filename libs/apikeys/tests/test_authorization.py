@@ -26,9 +26,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def caller(name: str = "bob", roles: tuple[str, ...] = ("requester",), scopes=()) -> Caller:
-    return Caller(
-        key_id="k", name=name, scopes=tuple(scopes), tenant="engineering", roles=roles
-    )
+    return Caller(key_id="k", name=name, scopes=tuple(scopes), tenant="engineering", roles=roles)
 
 
 ALICES = Subject(requester="alice", owner="alice")
