@@ -25,7 +25,15 @@ from ldap3.core.exceptions import (
 
 from apikeys.bootstrap import write_private
 from devstack.config import StackConfig
-from devstack.proc import StackError, is_alive, live_pid, log_tail, spawn, stop_pid_files
+from devstack.proc import (
+    StackError,
+    exit_code,
+    is_alive,
+    live_pid,
+    log_tail,
+    spawn,
+    stop_pid_files,
+)
 
 BASE_DN = "dc=provisioning,dc=local"
 ADMIN_DN = f"cn=admin,{BASE_DN}"
@@ -35,6 +43,7 @@ SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
 SCHEMAS = ("core", "cosine", "inetorgperson")
 READY_TIMEOUT = 30.0
+START_ATTEMPTS = 3
 STOP_TIMEOUT = 15.0
 
 
@@ -58,12 +67,31 @@ def running_pid(config: StackConfig) -> int | None:
 def start(config: StackConfig) -> None:
     """Initialise if needed, start unless running, wait for an admin bind, create the tree."""
     password = _ensure_admin_password(config)
-    if running_pid(config) is None:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            _start_once(config, password)
+            break
+        except _ExitedEarly as early:
+            # Now and then slapd ends at start before it has logged a word (an empty log):
+            # a new start then works. The last failure's log and exit code are reported.
+            if attempt == START_ATTEMPTS:
+                raise StackError(str(early)) from None
+            time.sleep(0.5)
+    _create_tree(config, password)
+
+
+class _ExitedEarly(Exception):
+    pass
+
+
+def _start_once(config: StackConfig, password: str) -> None:
+    pid = running_pid(config)
+    if pid is None:
         # The database holds password hashes: for this user's eyes only.
         (config.ldap_dir / "data").mkdir(parents=True, exist_ok=True)
         config.ldap_dir.chmod(0o700)
         write_private(slapd_conf(config), render_slapd_conf(config, ssha_hash(password)))
-        spawn(
+        pid = spawn(
             [
                 _slapd(),
                 "-f", str(slapd_conf(config)),
@@ -76,8 +104,7 @@ def start(config: StackConfig) -> None:
             pid_file=config.pid_file("slapd"),
             cwd=config.ldap_dir,
         )  # fmt: skip
-    _wait_ready(config, password)
-    _create_tree(config, password)
+    _wait_ready(config, password, pid)
 
 
 def stop(config: StackConfig) -> None:
@@ -161,12 +188,12 @@ def _admin_connection(config: StackConfig, password: str) -> Iterator[Any]:
             connection.socket.close()
 
 
-def _wait_ready(config: StackConfig, password: str) -> None:
+def _wait_ready(config: StackConfig, password: str, pid: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
-        pid = running_pid(config)
-        if pid is None or not is_alive(pid):
-            raise StackError(_failure(config, "slapd exited during start-up"))
+        if not is_alive(pid):
+            how = f"exit code {exit_code(pid)}" if exit_code(pid) is not None else "no exit code"
+            raise _ExitedEarly(_failure(config, f"slapd exited during start-up ({how})"))
         try:
             with _admin_connection(config, password):
                 return

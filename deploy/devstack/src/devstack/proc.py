@@ -25,6 +25,8 @@ class StackError(RuntimeError):
 # zombie that looks alive, and dropping a running Popen emits a ResourceWarning (an error in
 # pytest here).
 _children: dict[int, subprocess.Popen[bytes]] = {}
+# How each reaped child ended (its return code; negative: the signal that ended it).
+_exit_codes: dict[int, int] = {}
 
 
 def spawn(
@@ -53,6 +55,11 @@ def spawn(
     return child.pid
 
 
+def exit_code(pid: int) -> int | None:
+    """How a child this interpreter spawned ended, once `is_alive` found it dead."""
+    return _exit_codes.get(pid)
+
+
 def read_pid(pid_file: Path) -> int | None:
     try:
         return int(pid_file.read_text().split()[0])
@@ -63,6 +70,7 @@ def read_pid(pid_file: Path) -> int | None:
 def is_alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
+        _exit_codes[pid] = child.returncode
         del _children[pid]
         return False
     try:
