@@ -110,13 +110,18 @@ async def tenant(platform: Platform) -> AsyncIterator[Tenant]:
 async def recorded(auditor: Person, request_id: str, event_type: str) -> None:
     """The auditor follows the pipeline's topics: wait until it has the request's event."""
 
+    seen: list[str] = []
+
     async def has() -> bool:
         answer = await auditor.audit.get(f"/v1/audit/requests/{request_id}")
-        return answer.status_code == 200 and event_type in {
-            event["type"] for event in answer.json()["events"]
-        }
+        seen[:] = (
+            [answer.text[:300]]
+            if answer.status_code != 200
+            else [event["type"] for event in answer.json()["events"]]
+        )
+        return event_type in seen
 
-    await eventually(has, timeout_s=60)
+    await eventually(has, f"{event_type} of {request_id} (seen: {seen})", timeout_s=60)
 
 
 def table_of(page: str) -> dict[str, list[list[str]]]:

@@ -136,10 +136,13 @@ async def test_an_export_holds_only_the_callers_tenant_in_full_and_still_verifie
     audit = platform.stack.service_url("auditor")
     await platform.completed("postgres_schema", name=unique("exp_"))
     async with person(platform, ["auditor"], tenant="ten-seats") as outsider:
-        sealed = (await outsider.get(audit + "/v1/audit/checkpoints")).json()["items"]
-        # A range the checkpoints seal whole, within one export's limit.
-        within = [checkpoints.Checkpoint.from_dict(c) for c in sealed if c["last_seq"] <= 10_000]
-        assert within, "the test stack seals every second"
+
+        async def sealed() -> list[checkpoints.Checkpoint]:
+            # A range the checkpoints seal whole, within one export's limit.
+            found = (await outsider.get(audit + "/v1/audit/checkpoints")).json()["items"]
+            return [checkpoints.Checkpoint.from_dict(c) for c in found if c["last_seq"] <= 10_000]
+
+        within = await eventually(sealed, "a checkpoint (the test stack seals every second)")
         exported = await outsider.get(
             audit + "/v1/audit/export", params={"first": 1, "last": within[-1].last_seq}
         )
