@@ -308,7 +308,10 @@ async def test_the_retention_purge_keeps_what_is_still_owed(
     await eventually(lambda: deliveries(platform.api, subscription["id"]))
     engine = create_async_engine(platform.stack.database_url("request_api"))
     try:
-        async with engine.connect() as connection, connection.begin() as transaction:
+        # One snapshot for the whole check: the delivery loop may fail a pending delivery of
+        # another subscription between the purge and the read that follows it.
+        repeatable = engine.execution_options(isolation_level="REPEATABLE READ")
+        async with repeatable.connect() as connection, connection.begin() as transaction:
             session = AsyncSession(bind=connection)
             pending = await session.scalar(
                 select(func.count()).where(WebhookDelivery.status == "pending")
