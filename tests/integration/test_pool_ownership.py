@@ -1,5 +1,6 @@
-"""Whose units a request may draw, run by the real PostgreSQL: a shared pool serves every
-tenant, a tenant's own pool only that tenant, and stocking a new pool makes it its stocker's."""
+"""The allocator's queries, run by the real PostgreSQL: whose units a request may draw (a
+shared pool serves every tenant, a tenant's own pool only that tenant, stocking a new pool
+makes it its stocker's), and where a just-completed resource lives."""
 
 from __future__ import annotations
 
@@ -61,3 +62,28 @@ async def test_stock_for_a_new_pool_makes_the_pool_its_tenants_and_stock_for_a_k
     pool = await repository.get_pool(session, "lab:new")
     assert pool is not None and pool.tenant == "finance"
     assert await repository.free_unit(session, pool="lab:new", tenant="default", lock=False) is None
+
+
+async def test_a_resource_whose_completion_is_not_settled_yet_is_found_where_it_lives(
+    session: AsyncSession,
+):
+    """A modify filed the moment its resource completed may reach the allocator before the
+    completion that commits the allocation: the held allocation still locates it."""
+    resource_id = uuid.uuid4()
+    session.add(
+        models.Allocation(
+            request_id=uuid.uuid4(),
+            resource_id=resource_id,
+            tenant="default",
+            server_id="pg-local",
+            catalog_item="directory_account",
+            name="ada",
+            state="held",
+        )
+    )
+    await session.flush()
+    found = await repository.live_allocation_of_resource(session, resource_id)
+    assert found is not None and found.server_id == "pg-local"
+    found.state = "released"
+    await session.flush()
+    assert await repository.live_allocation_of_resource(session, resource_id) is None

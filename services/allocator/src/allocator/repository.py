@@ -120,12 +120,17 @@ async def allocation_of_request(session: AsyncSession, request_id: uuid.UUID) ->
     return await session.get(Allocation, request_id, with_for_update=True)
 
 
+LIVE = ("held", "committed")
+
+
 async def live_allocation_of_resource(
     session: AsyncSession, resource_id: uuid.UUID
 ) -> Allocation | None:
+    # Still `held` too: a modify or deprovision filed the moment the provision completed may
+    # arrive before the completion that commits it (they travel on different topics).
     return await session.scalar(
         select(Allocation)
-        .where(Allocation.resource_id == resource_id, Allocation.state == "committed")
+        .where(Allocation.resource_id == resource_id, Allocation.state.in_(LIVE))
         .with_for_update()
     )
 
