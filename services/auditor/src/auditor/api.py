@@ -189,17 +189,15 @@ def create_router(
         # tenant is decided here, row by row.
         async with runtime.session_factory() as session:
             rows = await repository.records_between(session, first, last)
-        shown = [r for r in rows if everyone or r.tenant == caller.tenant]
+        readable = {r.seq for r in rows if everyone or r.tenant == caller.tenant}
         query = {"first": first, "last": last, "view": "export"}
-        await reads.record(runtime, chain_key, caller, query, len(shown))
+        await reads.record(runtime, chain_key, caller, query, len(readable))
         return {
             "records": [
                 {
                     "seq": r.seq,
                     "leaf": r.leaf,
-                    "content": (
-                        repository.content_of(r) if everyone or r.tenant == caller.tenant else None
-                    ),
+                    "content": repository.content_of(r) if r.seq in readable else None,
                 }
                 for r in rows
             ]
