@@ -117,7 +117,16 @@ class Copy:
         try:
             async with AsyncSession(engine) as session:
                 rows = (await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))).all()
-                return [{"seq": r.seq, "leaf": r.leaf, "content": content_of(r)} for r in rows]
+                return [
+                    {
+                        "seq": r.seq,
+                        "leaf": r.leaf,
+                        "content": content_of(r),
+                        "prev_hash": r.prev_hash,
+                        "hash": r.hash,
+                    }
+                    for r in rows
+                ]
         finally:
             await engine.dispose()
 
@@ -338,6 +347,58 @@ async def test_a_records_inclusion_proof_checks_out_offline(
     edited = checkpoints.content_leaf(proof["content"])
     assert not merkle.verify_inclusion(
         edited,
+        proof["index"],
+        sealed.size,
+        [bytes.fromhex(node) for node in proof["proof"]],
+        bytes.fromhex(sealed.root),
+    )
+
+
+async def test_numbers_a_crash_skipped_are_no_tampering(
+    platform: Platform, public_key: Ed25519PublicKey
+):
+    """After a crash PostgreSQL resumes an identity column past the values it had logged
+    ahead (up to 32): the chain's numbers skip, its links do not."""
+    await sealed_record(platform)
+    owner = await asyncpg.connect(platform.stack.database_dsn("auditor"))
+    try:
+        before = await owner.fetchval("SELECT max(seq) FROM audit_records")
+        await owner.execute(
+            "SELECT setval(pg_get_serial_sequence('audit_records', 'seq'),"
+            " (SELECT max(seq) FROM audit_records) + 32)"
+        )
+        verdict = await sealed_record(platform)  # three more requests, all sealed: ok
+        after_gap = await owner.fetchval(
+            "SELECT min(seq) FROM audit_records WHERE seq > $1 + 1", before
+        )
+        skipped = await owner.fetchval(
+            "SELECT count(*) FROM generate_series($1::bigint, $2::bigint) AS n"
+            " WHERE NOT EXISTS (SELECT 1 FROM audit_records WHERE seq = n)",
+            before,
+            after_gap,
+        )
+    finally:
+        await owner.close()
+    assert skipped >= 30, (before, after_gap)  # a real hole: other appends may fill the edge
+    assert verdict["ok"] is True, verdict
+
+    # The offline verifier agrees, from the checkpoint sealing the last record before the gap.
+    published = [
+        checkpoints.Checkpoint.from_dict(item)
+        for item in (await platform.audit.get("/v1/audit/checkpoints")).json()["items"]
+    ]
+    start = next(c for c in published if c.last_seq >= before)
+    export = await platform.audit.get("/v1/audit/export", params={"first": start.first_seq})
+    records = export.json()["records"]
+    assert any(r["seq"] == after_gap for r in records)
+    offline = checkpoints.verify_export(records, published, public_key)
+    assert offline.ok, offline
+
+    # A record sealed after the gap proves its place in its checkpoint's tree.
+    proof = (await platform.audit.get(f"/v1/audit/records/{after_gap}/proof")).json()
+    sealed = checkpoints.Checkpoint.from_dict(proof["checkpoint"])
+    assert merkle.verify_inclusion(
+        checkpoints.content_leaf(proof["content"]),
         proof["index"],
         sealed.size,
         [bytes.fromhex(node) for node in proof["proof"]],

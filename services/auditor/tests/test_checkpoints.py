@@ -186,7 +186,8 @@ def test_deleting_whole_sealed_ranges_at_the_tail_is_located(records, checkpoint
 
 def test_deleting_the_end_of_an_earlier_range_is_located(records, checkpoints):
     del records[8:10]
-    assert broken(verify_export(records, checkpoints, PUBLIC), 9, "record 9 is missing")
+    verdict = verify_export(records, checkpoints, PUBLIC)
+    assert broken(verdict, 9, "records 9..10 sealed by checkpoint 1..10 are missing"), verdict
 
 
 def test_swapped_records_are_located(records, checkpoints):
@@ -283,3 +284,110 @@ def test_content_that_cannot_be_canonicalised_is_located(records, checkpoints):
 def test_sign_overwrites_a_stale_key_id(checkpoints):
     resigned = sign(dataclasses.replace(checkpoints[0], key_id="stale"), KEY)
     assert resigned.key_id == key_id_of(PUBLIC) and verify_signature(resigned, PUBLIC)
+
+
+# --- numbers a crash skipped: seqs order the records, the checkpoints count them
+
+
+def linked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with their chain links, as the auditor's export gives them (any hashes
+    do: offline, a link is only checked to name the record before)."""
+    prev = "0" * 64
+    out = []
+    for row in records:
+        digest = merkle.leaf_hash(bytes.fromhex(prev) + bytes.fromhex(row["leaf"])).hex()
+        out.append({**row, "prev_hash": prev, "hash": digest})
+        prev = digest
+    return out
+
+
+def seal_as_sealer(records, ranges) -> list[Checkpoint]:
+    """Checkpoints over whichever records each range holds, as the sealer makes them."""
+    checkpoints, prev_root = [], NO_PREVIOUS_ROOT
+    for first, last in ranges:
+        leaves = [bytes.fromhex(r["leaf"]) for r in records if first <= r["seq"] <= last]
+        unsigned = Checkpoint(
+            first_seq=first,
+            last_seq=last,
+            size=len(leaves),
+            root=merkle.root(leaves).hex(),
+            prev_root=prev_root,
+            created_at="2026-12-07T16:00:00Z",
+            key_id="",
+        )
+        checkpoints.append(sign(unsigned, KEY))
+        prev_root = checkpoints[-1].root
+    return checkpoints
+
+
+# 1..12, then a crash: the identity column resumes at 45 (it logs 32 values ahead).
+CRASHED = [*range(1, 13), *range(45, 65)]
+CRASH_RANGES = [(1, 10), (11, 50), (51, 60)]
+
+
+@pytest.fixture
+def crashed() -> list[dict[str, Any]]:
+    return linked([record(seq) for seq in CRASHED])
+
+
+def test_a_history_with_a_crash_gap_verifies(crashed):
+    verdict = verify_export(crashed, seal_as_sealer(crashed, CRASH_RANGES), PUBLIC)
+    assert verdict.ok, verdict
+    assert (verdict.checked_records, verdict.checked_checkpoints, verdict.unsealed) == (32, 3, 4)
+
+
+def test_a_crash_gap_verifies_without_links_where_a_checkpoint_counts_it(crashed):
+    bare = [{key: row[key] for key in ("seq", "leaf", "content")} for row in crashed[:28]]
+    verdict = verify_export(bare, seal_as_sealer(crashed, CRASH_RANGES), PUBLIC)
+    assert verdict.ok, verdict
+
+
+def test_a_crash_gap_between_checkpoints_verifies(crashed):
+    verdict = verify_export(crashed, seal_as_sealer(crashed, [(1, 12), (45, 60)]), PUBLIC)
+    assert verdict.ok, verdict
+
+
+def test_a_record_deleted_beside_a_crash_gap_is_located(crashed):
+    sealed = seal_as_sealer(crashed, CRASH_RANGES)
+    del crashed[12]  # record 45, the first after the gap
+    verdict = verify_export(crashed, sealed, PUBLIC)
+    assert broken(verdict, 13, "records 13..45 are missing: record 46 does not link"), verdict
+
+
+def test_a_record_deleted_without_links_is_located_by_its_checkpoints_count(crashed):
+    sealed = seal_as_sealer(crashed, CRASH_RANGES)
+    bare = [{key: row[key] for key in ("seq", "leaf", "content")} for row in crashed]
+    del bare[13]  # record 46: the range 11..50 then skips one number more than it counted out
+    verdict = verify_export(bare, sealed, PUBLIC)
+    assert broken(verdict, 46, "record 46 is missing"), verdict
+
+
+def test_a_deleted_unsealed_record_is_located_across_a_gap(crashed):
+    del crashed[-3]  # record 62, unsealed
+    verdict = verify_export(crashed, seal_as_sealer(crashed, CRASH_RANGES), PUBLIC)
+    assert broken(verdict, 62, "records 62..62 are missing: record 63 does not link"), verdict
+
+
+def test_a_record_inserted_into_a_crash_gap_is_located(crashed):
+    sealed = seal_as_sealer(crashed, CRASH_RANGES)
+    forged = linked([record(seq) for seq in [*CRASHED[:12], 13, *CRASHED[12:]]])
+    verdict = verify_export(forged, sealed, PUBLIC)
+    assert broken(verdict, 11, "seals 8 records; the export has 9"), verdict
+
+
+def test_a_record_inserted_between_checkpoints_is_located(crashed):
+    sealed = seal_as_sealer(crashed, [(1, 12), (45, 60)])
+    forged = linked([record(seq) for seq in [*CRASHED[:12], 13, *CRASHED[12:]]])
+    verdict = verify_export(forged, sealed, PUBLIC)
+    assert broken(verdict, 13, "record 13 is sealed by no supplied checkpoint"), verdict
+
+
+def test_a_checkpoint_claiming_more_records_than_its_span_is_refused(crashed):
+    sealed = seal_as_sealer(crashed, CRASH_RANGES)
+    sealed[1] = sign(dataclasses.replace(sealed[1], size=41), KEY)
+    assert broken(verify_export(crashed, sealed, PUBLIC), 11, "claims 41 records")
+
+
+def test_overlapping_checkpoints_are_refused(crashed):
+    sealed = seal_as_sealer(crashed, [(1, 12), (12, 60)])
+    assert broken(verify_export(crashed, sealed, PUBLIC), 12, "does not continue")

@@ -89,7 +89,7 @@ def pack(key: Ed25519PrivateKey = KEY) -> bytes:
     proofs = {}
     for first, last in RANGES:
         checkpoint = sealed(first, last, key)
-        leaves = [r.leaf for r in ALL[first - 1 : last]]
+        leaves = [(r.seq, r.leaf) for r in ALL[first - 1 : last]]
         for r in records:
             if first <= r.seq <= last:
                 proofs[r.seq] = proof_in(checkpoint, leaves, r.seq)
@@ -247,7 +247,7 @@ def test_the_offline_verifier_checks_a_pack(tmp_path: Path, capsys: pytest.Captu
 
 def test_a_proof_checks_against_its_checkpoint():
     checkpoint = sealed(7, 14)
-    leaves = [r.leaf for r in ALL[6:14]]
+    leaves = [(r.seq, r.leaf) for r in ALL[6:14]]
     proof = proof_in(checkpoint, leaves, 12)
     assert proof.index == 5 and proof.checkpoint == checkpoint
     assert merkle.verify_inclusion(
@@ -266,7 +266,7 @@ def test_a_proof_checks_against_its_checkpoint():
 def test_a_timeline_given_is_summarised_in_the_pack():
     records = [r for r in ALL if r.seq in (1, 2)]
     checkpoint = sealed(1, 6)
-    leaves = [r.leaf for r in ALL[:6]]
+    leaves = [(r.seq, r.leaf) for r in ALL[:6]]
     proofs = {r.seq: proof_in(checkpoint, leaves, r.seq) for r in records}
     steps = [{"name": "validation", "service": "validator", "actor": "<i>v</i>", "outcome": "ok"}]
     data = build_pack(
@@ -281,3 +281,37 @@ def test_a_timeline_given_is_summarised_in_the_pack():
     assert json.loads(files[REPORT_JSON])["timeline"]["steps"] == steps
     page = files[REPORT_HTML].decode()
     assert "<h2>Steps</h2>" in page and "&lt;i&gt;v&lt;/i&gt;" in page and "<i>" not in page
+
+
+def test_a_pack_over_a_range_a_crash_skipped_numbers_in_verifies():
+    # 1..4, then the identity column resumed at 37 after a crash: one checkpoint seals 1..40.
+    kept = [record(seq) for seq in (1, 2, 3, 4, 37, 38, 39, 40)]
+    kept[5].subject = kept[5].request_id = REQUEST_ID  # record 38 is the request's too
+    kept[5].leaf = chain.leaf_of(repository.content_of(kept[5]))
+    leaves = [(r.seq, r.leaf) for r in kept]
+    checkpoint = sign(
+        Checkpoint(
+            first_seq=1,
+            last_seq=40,
+            size=len(kept),
+            root=merkle.root([bytes.fromhex(leaf) for _, leaf in leaves]).hex(),
+            prev_root=NO_PREVIOUS_ROOT,
+            created_at=T0.isoformat(),
+            key_id="",
+        ),
+        KEY,
+    )
+    ours = [kept[2], kept[5]]  # records 3 and 38
+    proofs = {r.seq: proof_in(checkpoint, leaves, r.seq) for r in ours}
+    assert proofs[38].index == 5
+    data = build_pack(REQUEST_ID, ours, proofs, KEY.public_key(), made_at=T0.isoformat())
+    verdict = verify_pack(data, KEY.public_key())
+    assert verdict.ok, verdict.problems
+
+    def misplace(files: dict[str, bytes]) -> None:
+        body = json.loads(files[PROOFS])
+        body["items"][1]["index"] = 37  # where 38 would be had nothing been skipped
+        files[PROOFS] = json.dumps(body).encode()
+
+    refused = verify_pack(repacked(data, misplace), KEY.public_key())
+    assert not refused.ok and "record 38 is not at index 37" in refused.problems[0]

@@ -180,7 +180,9 @@ def create_router(
         """Records `first`..`last` (at most 10 000) as the offline verifier reads them: the
         caller's tenant's in full, every other tenant's as its leaf hash alone (`content`
         null), which still proves its place under the signed roots without saying what it
-        is. The platform's operator exports every tenant's in full. The read is recorded."""
+        is. The platform's operator exports every tenant's in full. Each record carries its
+        chain links (`prev_hash`, `hash`), so a number the sequence skipped (after a database
+        crash) is seen to be no missing record. The read is recorded."""
         last = last if last is not None else min(first + MAX_EXPORT - 1, 2**63 - 1)
         if last < first or last - first >= MAX_EXPORT:
             raise ProblemError(422, "Invalid range", f"first..last spans 1 to {MAX_EXPORT}.")
@@ -198,6 +200,8 @@ def create_router(
                     "seq": r.seq,
                     "leaf": r.leaf,
                     "content": repository.content_of(r) if r.seq in readable else None,
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
                 }
                 for r in rows
             ]

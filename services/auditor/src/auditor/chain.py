@@ -46,21 +46,31 @@ def verify(
     key: bytes,
     *,
     expected_prev: str = GENESIS,
-    expected_seq: int | None = None,
+    previous_seq: int | None = None,
 ) -> Verdict:
-    """The first record that does not follow, whose content does not match its leaf, or
-    whose link the key does not give. A run that continues an earlier one names where that
-    one ended (`expected_prev`, `expected_seq`)."""
+    """The first record whose link does not follow the one before it, whose content does not
+    match its leaf, or whose link the key does not give. A run that continues an earlier one
+    names where that one ended (`expected_prev`, `previous_seq`).
+
+    A record's seq orders the chain; it is not part of it. The numbers may skip (after a
+    database crash an identity column resumes up to 32 values on, and a rolled-back append
+    leaves its numbers unused): where the next record links straight to the one before, no
+    record is missing, and where it does not, the skipped numbers are named."""
     count = 0
     for record in records:
-        if expected_seq is not None and record.seq != expected_seq:
-            return Verdict(False, count, record.seq, f"sequence jumps from {expected_seq - 1}")
         if record.prev_hash != expected_prev:
-            return Verdict(False, count, record.seq, "does not follow the previous record")
+            skipped = previous_seq is not None and record.seq > previous_seq + 1
+            reason = (
+                f"does not link to record {previous_seq}: "
+                f"records {previous_seq + 1}..{record.seq - 1} are missing"
+                if skipped and previous_seq is not None
+                else "does not follow the previous record"
+            )
+            return Verdict(False, count, record.seq, reason)
         if leaf_of(record.content) != record.leaf:
             return Verdict(False, count, record.seq, "content does not match its leaf")
         if not hmac.compare_digest(link(key, record.prev_hash, record.leaf), record.hash):
             return Verdict(False, count, record.seq, "link does not verify under the chain key")
-        expected_prev, expected_seq = record.hash, record.seq + 1
+        expected_prev, previous_seq = record.hash, record.seq
         count += 1
     return Verdict(True, count)

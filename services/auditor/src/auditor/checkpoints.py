@@ -133,6 +133,11 @@ class _Record:
     leaf: str
     # None: withheld from this reader (another tenant's record); its leaf still counts.
     content: dict[str, Any] | None
+    # The record's place in the keyed chain, when the export gives it: the offline verifier
+    # cannot check a link without the key, but it can see that each record names the one
+    # before it, so a skipped number with the links intact is no missing record.
+    prev_hash: str | None = None
+    hash: str | None = None
 
 
 class _Broken(Exception):
@@ -154,6 +159,10 @@ def verify_export(
     seals from there on must be in it, so cutting the tail, even whole sealed ranges, is
     caught. Checkpoints that end before the export are checked for signature and chaining
     only. Records after the last checkpoint are counted as unsealed, which is not an error.
+
+    Seqs order the records but may skip numbers (a database crash, a rolled-back append): a
+    checkpoint signs how many records its range holds, and a skipped number is missing unless
+    the checkpoint sealing it counted it out or the record after it links to the one before.
     """
     walk = _ExportWalk(public_key)
     try:
@@ -185,6 +194,7 @@ class _ExportWalk:
         self.records = records
         self.present = {record.seq for record in records}
         self.position = 0
+        self.previous: _Record | None = None
         export_start = min(self.present, default=None)
         previous: Checkpoint | None = None
         for checkpoint in checkpoints:
@@ -200,20 +210,17 @@ class _ExportWalk:
                 )
             self._check_sealed_range(checkpoint)
         # After the last checkpoint: checked one by one, not sealed yet.
-        expected = previous.last_seq + 1 if previous and self.position else export_start
-        while self.position < len(records) and expected is not None:
-            self._check_record(records[self.position], expected)
+        while self.position < len(records):
+            self._check_record(records[self.position], spare=0)
             self.unsealed += 1
-            expected += 1
 
     def _check_header(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> None:
         at = checkpoint.first_seq
         name = f"checkpoint {checkpoint.first_seq}..{checkpoint.last_seq}"
         if not verify_signature(checkpoint, self.public_key):
             raise _Broken(at, f"{name} is not signed by this key")
-        if checkpoint.first_seq < 1 or checkpoint.size != (
-            checkpoint.last_seq - checkpoint.first_seq + 1
-        ):
+        span = checkpoint.last_seq - checkpoint.first_seq + 1
+        if checkpoint.first_seq < 1 or not 1 <= checkpoint.size <= span:
             raise _Broken(at, f"{name} claims {checkpoint.size} records")
         if previous is None:
             if checkpoint.first_seq == 1 and checkpoint.prev_root != NO_PREVIOUS_ROOT:
@@ -225,23 +232,38 @@ class _ExportWalk:
                 f"{name} does not chain to checkpoint {previous.first_seq}..{previous.last_seq}"
                 " (prev_root differs: a checkpoint is missing, reordered or replaced)",
             )
-        if checkpoint.first_seq != previous.last_seq + 1:
+        # Numbers between two checkpoints are ones no record was given (no record can be
+        # there: the sealer seals every record after the last checkpoint).
+        if checkpoint.first_seq <= previous.last_seq:
             raise _Broken(
                 at, f"{name} does not continue checkpoint {previous.first_seq}..{previous.last_seq}"
             )
 
     def _check_sealed_range(self, checkpoint: Checkpoint) -> None:
+        name = f"checkpoint {checkpoint.first_seq}..{checkpoint.last_seq}"
+        # The numbers the checkpoint's range skips: it signed `size` records over its span.
+        spare = checkpoint.last_seq - checkpoint.first_seq + 1 - checkpoint.size
         leaves: list[bytes] = []
-        for expected in range(checkpoint.first_seq, checkpoint.last_seq + 1):
-            if self.position >= len(self.records):
-                raise _Broken(
-                    expected,
-                    f"records {expected}..{checkpoint.last_seq} sealed by checkpoint "
-                    f"{checkpoint.first_seq}..{checkpoint.last_seq} are missing",
-                )
+        while self.position < len(self.records):
             record = self.records[self.position]
-            self._check_record(record, expected)
+            if record.seq > checkpoint.last_seq:
+                break
+            if not leaves:
+                self._check_first_of_range(record, checkpoint)
+            spare -= self._check_record(record, spare=spare)
             leaves.append(bytes.fromhex(record.leaf))
+        last_seen = self.previous.seq if leaves and self.previous else checkpoint.first_seq - 1
+        if last_seen < checkpoint.last_seq:
+            raise _Broken(
+                last_seen + 1,
+                f"records {last_seen + 1}..{checkpoint.last_seq} sealed by {name} are missing",
+            )
+        if len(leaves) != checkpoint.size:
+            raise _Broken(
+                checkpoint.first_seq,
+                f"{name} seals {checkpoint.size} records; "
+                f"the export has {len(leaves)} in its range",
+            )
         if merkle.root(leaves).hex() != checkpoint.root.lower():
             raise _Broken(
                 checkpoint.first_seq,
@@ -250,52 +272,102 @@ class _ExportWalk:
             )
         self.checked_checkpoints += 1
 
-    def _check_record(self, record: _Record, expected: int) -> None:
-        if record.seq != expected:
-            # Every seq below `expected` was matched already, so a lower one is a repeat.
-            if record.seq < expected:
-                raise _Broken(
-                    expected, f"record {record.seq} appears again after record {expected - 1}"
-                )
-            if expected in self.present:
-                raise _Broken(
-                    expected, f"records out of order: {record.seq} where {expected} should be"
-                )
-            raise _Broken(expected, f"record {expected} is missing")
+    def _check_first_of_range(self, record: _Record, checkpoint: Checkpoint) -> None:
+        """A checkpoint's first and last seq are records' (the sealer takes them from the
+        records): the range's first record is the checkpoint's first."""
+        if record.seq < checkpoint.first_seq and record.seq not in self._seen():
+            raise _Broken(record.seq, f"record {record.seq} is sealed by no supplied checkpoint")
+        if record.seq > checkpoint.first_seq:
+            raise _Broken(checkpoint.first_seq, f"record {checkpoint.first_seq} is missing")
+
+    def _seen(self) -> set[int]:
+        return {r.seq for r in self.records[: self.position]}
+
+    def _check_record(self, record: _Record, *, spare: int) -> int:
+        """Check the record's place after the one before it and its leaf; how many numbers
+        it skipped that only the sealing checkpoint's count accounts for."""
+        skipped = self._check_place(record, spare=spare)
         if record.content is None:
             # Only its place in the Merkle tree can be checked, which the root does.
-            if len(record.leaf) != 64 or any(c not in "0123456789abcdef" for c in record.leaf):
+            if not _is_hash(record.leaf):
                 raise _Broken(record.seq, f"the leaf of record {record.seq} is not a hash")
-            self.position += 1
             self.withheld += 1
-            return
-        try:
-            leaf = content_leaf(record.content).hex()
-        except rfc8785.CanonicalizationError:
-            raise _Broken(
-                record.seq, f"the content of record {record.seq} is not canonical JSON"
-            ) from None
-        if leaf != record.leaf:
-            raise _Broken(
-                record.seq, f"the content of record {record.seq} does not match its leaf hash"
-            )
+        else:
+            try:
+                leaf = content_leaf(record.content).hex()
+            except rfc8785.CanonicalizationError:
+                raise _Broken(
+                    record.seq, f"the content of record {record.seq} is not canonical JSON"
+                ) from None
+            if leaf != record.leaf:
+                raise _Broken(
+                    record.seq, f"the content of record {record.seq} does not match its leaf hash"
+                )
+            self.checked_records += 1
         self.position += 1
-        self.checked_records += 1
+        self.previous = record
+        return skipped
+
+    def _check_place(self, record: _Record, *, spare: int) -> int:
+        previous = self.previous
+        if previous is None:
+            return 0  # the export's first record: nothing before it to follow
+        expected = previous.seq + 1
+        if record.seq < expected:
+            if record.seq in self._seen():
+                raise _Broken(
+                    expected, f"record {record.seq} appears again after record {previous.seq}"
+                )
+            raise _Broken(expected, f"records out of order: {record.seq} after {previous.seq}")
+        linked = _links(previous, record)
+        if linked is False:
+            if record.seq > expected:
+                raise _Broken(
+                    expected,
+                    f"records {expected}..{record.seq - 1} are missing: record {record.seq} "
+                    f"does not link to record {previous.seq}",
+                )
+            raise _Broken(record.seq, f"record {record.seq} does not link to record {previous.seq}")
+        if record.seq == expected or linked:
+            return 0
+        if expected in self.present:
+            raise _Broken(
+                expected, f"records out of order: {record.seq} where {expected} should be"
+            )
+        skipped = record.seq - expected
+        if skipped > spare:
+            raise _Broken(expected, f"record {expected} is missing")
+        return skipped
+
+
+def _links(previous: _Record, record: _Record) -> bool | None:
+    """Whether the record names the one before it as its predecessor; None if the export
+    does not say."""
+    if record.prev_hash is None or previous.hash is None:
+        return None
+    return record.prev_hash == previous.hash
+
+
+def _is_hash(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _parse(rows: Iterable[Mapping[str, Any]]) -> list[_Record]:
     records = []
     for position, row in enumerate(rows):
         seq, leaf, content = row.get("seq"), row.get("leaf"), row.get("content")
+        prev_hash, link = row.get("prev_hash"), row.get("hash")
         if (
             type(seq) is not int
             or not isinstance(leaf, str)
             or not (content is None or isinstance(content, dict))
+            or not all(v is None or (isinstance(v, str) and _is_hash(v)) for v in (prev_hash, link))
         ):
             at = seq if type(seq) is int else None
             raise _Broken(
                 at,
-                f"record at position {position} lacks an int seq, a hex leaf or a content object",
+                f"record at position {position} lacks an int seq, a hex leaf or a content "
+                "object, or has links that are not hashes",
             )
-        records.append(_Record(seq, leaf.lower(), content))
+        records.append(_Record(seq, leaf.lower(), content, prev_hash, link))
     return records

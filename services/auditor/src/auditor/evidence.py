@@ -108,10 +108,12 @@ class Proof:
         }
 
 
-def proof_in(sealed: checkpoints.Checkpoint, leaves: Sequence[str], seq: int) -> Proof:
-    """The audit path of record `seq` among `leaves` (hex, in order), those of `sealed`."""
-    index = seq - sealed.first_seq
-    path = merkle.inclusion_proof([bytes.fromhex(leaf) for leaf in leaves], index)
+def proof_in(sealed: checkpoints.Checkpoint, leaves: Sequence[tuple[int, str]], seq: int) -> Proof:
+    """The audit path of record `seq` among `leaves` ((seq, hex leaf) in order), those of
+    `sealed`. Its index is its place among them, which is `seq - first_seq` only where no
+    number in the range was skipped (a crash skips some)."""
+    index = next(place for place, (at, _) in enumerate(leaves) if at == seq)
+    path = merkle.inclusion_proof([bytes.fromhex(leaf) for _, leaf in leaves], index)
     return Proof(seq, index, tuple(node.hex() for node in path), sealed)
 
 
@@ -119,7 +121,7 @@ async def proofs_of(session: AsyncSession, seqs: Iterable[int]) -> dict[int, Pro
     """Proofs of the records `seqs`; a record no checkpoint seals yet has none. The session
     must see every tenant's records: a checkpoint seals them all."""
     found: dict[int, Proof] = {}
-    leaves_of: dict[int, tuple[checkpoints.Checkpoint, list[str]]] = {}
+    leaves_of: dict[int, tuple[checkpoints.Checkpoint, list[tuple[int, str]]]] = {}
     for seq in sorted(set(seqs)):
         known = next(
             (held for held in leaves_of.values() if held[0].first_seq <= seq <= held[0].last_seq),
@@ -130,10 +132,7 @@ async def proofs_of(session: AsyncSession, seqs: Iterable[int]) -> dict[int, Pro
             if row is None:
                 continue
             leaves = await repository.leaves_between(session, row.first_seq, row.last_seq)
-            known = leaves_of[row.last_seq] = (
-                sealing.checkpoint_of(row),
-                [leaf for _, leaf in leaves],
-            )
+            known = leaves_of[row.last_seq] = (sealing.checkpoint_of(row), leaves)
         found[seq] = proof_in(known[0], known[1], seq)
     return found
 
@@ -395,7 +394,14 @@ def _proof_problem(
     if checkpoint is None:
         return f"the checkpoint ending at {last}, which seals record {seq}, is not in the pack"
     name = f"checkpoint {checkpoint.first_seq}..{checkpoint.last_seq}"
-    if type(index) is not int or index != seq - checkpoint.first_seq:
+    # A range may skip numbers (its size is below its span): the record's index can be no
+    # further in than its seq, and leaves no fewer records after it than the seqs left.
+    if (
+        type(index) is not int
+        or not 0 <= index < checkpoint.size
+        or index > seq - checkpoint.first_seq
+        or checkpoint.size - 1 - index > checkpoint.last_seq - seq
+    ):
         return f"record {seq} is not at index {index} of {name}"
     if not merkle.verify_inclusion(bytes.fromhex(leaf), index, checkpoint.size, path, root):
         return f"the audit path of record {seq} does not lead to the root of {name}"

@@ -50,13 +50,13 @@ async def verify_all(
 
 async def _verify_links(session: AsyncSession, chain_key: bytes) -> chain.Verdict:
     """The keyed chain, a page at a time, each page continuing the last."""
-    checked, prev, next_seq = 0, chain.GENESIS, None
+    checked, prev, previous_seq = 0, chain.GENESIS, None
     async for page in repository.chain_pages(session):
-        verdict = chain.verify(page, chain_key, expected_prev=prev, expected_seq=next_seq)
+        verdict = chain.verify(page, chain_key, expected_prev=prev, previous_seq=previous_seq)
         checked += verdict.records
         if not verdict.ok:
             return replace(verdict, records=checked)
-        prev, next_seq = page[-1].hash, page[-1].seq + 1
+        prev, previous_seq = page[-1].hash, page[-1].seq
     return chain.Verdict(True, checked)
 
 
