@@ -1,6 +1,7 @@
 import uuid
 
 from events.contracts import ALL_EVENTS
+from events.contracts.deployment import ResourceVerified
 from events.contracts.requests import RequestSubmitted
 from events.envelope import Envelope
 from events.topics import ALL_TOPICS, EVENT_TOPICS
@@ -27,3 +28,34 @@ def test_every_event_has_a_unique_type_and_a_known_topic():
     assert len(types) == len(set(types))
     assert all(cls.topic in EVENT_TOPICS for cls in ALL_EVENTS)
     assert set(EVENT_TOPICS) <= set(ALL_TOPICS)
+
+
+def test_an_envelope_names_the_tenant_its_event_states_or_the_one_it_is_staged_for():
+    request_id = uuid.uuid4()
+    stating = RequestSubmitted(
+        request_id=request_id,
+        catalog_item="postgres_schema",
+        parameters={},
+        requester="ci",
+        tenant="acme",
+    )
+    assert Envelope.wrap(stating, source="request-api", tenant="globex").tenant == "acme"
+    silent = ResourceVerified(request_id=request_id, resource_id=uuid.uuid4())
+    wrapped = Envelope.wrap(silent, source="deployer", tenant="acme")
+    assert Envelope.model_validate_json(wrapped.to_bytes()).tenant_of_request() == "acme"
+    assert Envelope.wrap(silent, source="deployer").tenant is None
+
+
+def test_an_envelope_from_before_tenants_were_named_reads_its_data():
+    old = Envelope.wrap(
+        RequestSubmitted(
+            request_id=uuid.uuid4(),
+            catalog_item="postgres_schema",
+            parameters={},
+            requester="ci",
+            tenant="acme",
+        ),
+        source="request-api",
+    ).model_dump(mode="json")
+    del old["tenant"]
+    assert Envelope.model_validate(old).tenant_of_request() == "acme"

@@ -352,3 +352,13 @@ def _secret_values(value: Any) -> bool:
 @given(data=hostile_data)
 def test_redaction_never_raises_and_leaves_no_password(data: dict[str, Any]) -> None:
     assert not _secret_values(redacted(data))
+
+
+def test_an_event_that_does_not_state_its_tenant_takes_the_envelopes() -> None:
+    data = {"request_id": str(REQUEST_ID), "resource_id": str(uuid.uuid4())}
+    facts = facts_of("resource.verified", "deployer", str(REQUEST_ID), data, tenant="acme")
+    assert facts.tenant == "acme"
+    stated = facts_of(
+        "resource.verified", "deployer", "x", {**data, "tenant": "globex"}, tenant="acme"
+    )
+    assert stated.tenant == "globex"

@@ -416,7 +416,12 @@ class Consumer:
             elif self._router.fallback is not None:
                 await self._router.fallback(delivery.envelope, context)
             for event in context.emitted:
-                stage(session, event, source=self._service)
+                stage(
+                    session,
+                    event,
+                    source=self._service,
+                    tenant=delivery.envelope.tenant_of_request(),
+                )
 
     def _maybe_inject_fault(self, envelope: Envelope, attempt: int) -> None:
         data = json.dumps(envelope.data)
@@ -451,7 +456,7 @@ class Consumer:
             first_failed_at=failure.at,
             last_error=failure.error,
         )
-        stage(session, retried, source=self._service)
+        stage(session, retried, source=self._service, tenant=delivery.envelope.tenant_of_request())
 
     def _give_up(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         self._dead_letter(session, delivery, reason)
@@ -459,7 +464,9 @@ class Consumer:
         if registration is not None and registration.on_failure is not None:
             failure = registration.on_failure(delivery.event, reason)
             if failure is not None:
-                stage(session, failure, source=self._service)
+                answered = delivery.envelope
+                tenant = answered.tenant_of_request() if answered is not None else None
+                stage(session, failure, source=self._service, tenant=tenant)
 
     def _dead_letter(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         record = delivery.record

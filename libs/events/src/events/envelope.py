@@ -38,10 +38,15 @@ class Envelope(BaseModel):
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: int = Field(default=1, ge=1)
+    # Whose request the event is about (an extension attribute): set where the event is
+    # staged, from the event itself, the transaction's tenant or the event it answers, so
+    # that a consumer never has to infer it from events that may not have reached it yet.
+    tenant: str | None = Field(default=None, min_length=1, max_length=100)
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, event: Event, *, source: str) -> Envelope:
+    def wrap(cls, event: Event, *, source: str, tenant: str | None = None) -> Envelope:
+        stated = getattr(event, "tenant", None)
         return cls(
             id=uuid.uuid4(),
             source=source,
@@ -49,8 +54,15 @@ class Envelope(BaseModel):
             subject=str(event.request_id),
             time=datetime.now(UTC),
             dataversion=event.version,
+            tenant=stated if isinstance(stated, str) and stated else tenant,
             data=event.model_dump(mode="json"),
         )
+
+    def tenant_of_request(self) -> str | None:
+        """The tenant the envelope names, else the one its data states (events staged
+        before envelopes carried it)."""
+        stated = self.data.get("tenant")
+        return self.tenant or (stated if isinstance(stated, str) and stated else None)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -34,7 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from events import tracing
+from events import tenancy, tracing
 from events.envelope import Envelope, Event
 from events.errors import describe
 from events.metrics import RuntimeMetrics
@@ -56,9 +56,14 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 
-def stage(session: AsyncSession, event: Event, *, source: str) -> Envelope:
-    """Add `event` to the outbox within the caller's transaction; returns its envelope."""
-    envelope = Envelope.wrap(event, source=source)
+def stage(
+    session: AsyncSession, event: Event, *, source: str, tenant: str | None = None
+) -> Envelope:
+    """Add `event` to the outbox within the caller's transaction; returns its envelope. Its
+    tenant is the event's own, else `tenant`, else the one the transaction acts for."""
+    envelope = Envelope.wrap(
+        event, source=source, tenant=tenant or session.info.get(tenancy.SESSION_TENANT)
+    )
     session.add(
         OutboxMessage(
             topic=event.topic,

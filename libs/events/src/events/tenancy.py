@@ -22,6 +22,8 @@ LOGIN_POLICY = "service_login"
 # What a table lets the service's roles do unless it says otherwise in its `info`: an
 # append-only table says `{"privileges": "SELECT, INSERT"}`.
 PRIVILEGES = "privileges"
+# Where a session remembers the tenant it acts for, so that what it stages names it.
+SESSION_TENANT = "events.tenant"
 ALL_DML = "SELECT, INSERT, UPDATE, DELETE"
 
 
@@ -68,6 +70,7 @@ async def enter_tenant(session: AsyncSession, role: str, tenant: str) -> None:
     await session.execute(
         text("SELECT set_config('app.tenant', :tenant, true)"), {"tenant": tenant}
     )
+    session.info[SESSION_TENANT] = tenant
 
 
 async def install_service_login(

@@ -101,9 +101,17 @@ _DEPLOYER_STEPS = {"deploy": "deployment", "verify": "verification"}
 _DECISIONS = {"approve": "approved", "deny": "denied"}
 
 
-def facts_of(event_type: str, source: str, subject: str, data: Mapping[str, Any]) -> Facts:
+def facts_of(
+    event_type: str,
+    source: str,
+    subject: str,
+    data: Mapping[str, Any],
+    *,
+    tenant: str | None = None,
+) -> Facts:
     """Never raises: whatever `data` holds, a field that is missing or of the wrong type is
-    simply not known."""
+    simply not known. `tenant` is the one the envelope names, for events whose data does
+    not state it."""
     if not isinstance(data, Mapping):
         data = {}
     if not isinstance(event_type, str):
@@ -116,7 +124,7 @@ def facts_of(event_type: str, source: str, subject: str, data: Mapping[str, Any]
     requester = _text(data.get("requester"), PERSON_MAX_CHARS)
     actor = _text(data.get(row.actor_field), PERSON_MAX_CHARS) if row.actor_field else service
     return Facts(
-        tenant=_text(data.get("tenant"), ID_MAX_CHARS),
+        tenant=_text(data.get("tenant"), ID_MAX_CHARS) or _text(tenant, ID_MAX_CHARS),
         actor=actor,
         on_behalf_of=requester if requester != actor else None,
         request_id=_text(data.get("request_id"), ID_MAX_CHARS) or _text(subject, ID_MAX_CHARS),

@@ -32,6 +32,12 @@ async def record_event(envelope: Envelope, ctx: HandlerContext[Deps]) -> None:
         subject=envelope.subject,
         occurred_at=envelope.time,
         trace_id=f"{span_context.trace_id:032x}" if span_context.is_valid else None,
-        said=facts.facts_of(envelope.type, envelope.source, envelope.subject, envelope.data),
+        said=facts.facts_of(
+            envelope.type,
+            envelope.source,
+            envelope.subject,
+            envelope.data,
+            tenant=envelope.tenant,
+        ),
         envelope=stored,
     )

@@ -27,6 +27,9 @@ async def append(
     said: facts.Facts,
     envelope: dict[str, Any],
 ) -> AuditRecord:
+    # The chain lock first: the tenant of an event that does not state it is read from the
+    # request's earlier records, which a transaction appending concurrently may be writing.
+    prev_hash = await repository.last_hash(session)
     record = AuditRecord(
         event_id=event_id,
         event_type=event_type,
@@ -49,7 +52,7 @@ async def append(
         envelope=envelope,
     )
     record.leaf = chain.leaf_of(repository.content_of(record))
-    record.prev_hash = await repository.last_hash(session)
+    record.prev_hash = prev_hash
     record.hash = chain.link(chain_key, record.prev_hash, record.leaf)
     repository.append(session, record)
     return record
