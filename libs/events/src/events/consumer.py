@@ -63,6 +63,10 @@ class ConsumerOptions:
     max_attempts: int = 4
     retry_backoff_s: float = 0.2
     session_timeout_ms: int = 10_000
+    # A stable name of this replica: the consumer is then a static member of its group
+    # (KIP-345), and a restarted replica takes its partitions back at once, with no
+    # rebalance and no wait for the old member's session to time out.
+    group_instance_id: str | None = None
     kafka_timeout_s: float = 15.0
     inject_faults: Mapping[str, str] = field(default_factory=dict)
     transient_faults: Mapping[str, str] = field(default_factory=dict)
@@ -153,6 +157,7 @@ class Consumer:
                 *sorted(self.topics),
                 bootstrap_servers=self._bootstrap_servers,
                 group_id=self._service,
+                group_instance_id=self._options.group_instance_id,
                 client_id=self._service,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

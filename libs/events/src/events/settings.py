@@ -25,7 +25,15 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 200
     handler_max_attempts: int = 4
     handler_retry_backoff_s: float = 0.2
+    # How long the group waits for a member that stopped heartbeating before it hands that
+    # member's partitions to the others (a replica that died for good, or is frozen).
     kafka_session_timeout_ms: int = 10_000
+    # This replica's stable name (`allocator-1`), where the deployment gives one that a
+    # restart keeps: the consumer joins its group as a static member under it, so that a
+    # restarted replica resumes its partitions without a rebalance. A static member does
+    # not leave its group on shutdown: a replica removed for good hands its partitions over
+    # only after the session timeout.
+    service_instance: str | None = None
     kafka_timeout_s: float = 15.0
     relay_batch_size: int = 500
     # Whether /readyz fails while Kafka is unreachable. A service whose routes only stage
@@ -59,6 +67,7 @@ class ServiceSettings(BaseSettings):
             max_attempts=self.handler_max_attempts,
             retry_backoff_s=self.handler_retry_backoff_s,
             session_timeout_ms=self.kafka_session_timeout_ms,
+            group_instance_id=self.service_instance,
             kafka_timeout_s=self.kafka_timeout_s,
             inject_faults=self.inject_faults,
             transient_faults=self.transient_faults,
