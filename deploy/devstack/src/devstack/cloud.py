@@ -14,7 +14,6 @@ import os
 import secrets
 import string
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from apikeys.bootstrap import write_private
 from devstack.config import StackConfig
-from devstack.proc import StackError, is_alive, live_pid, log_tail, spawn, stop_pid_files
+from devstack.proc import StackError, live_pid, start_process, stop_pid_files, wait_until_ready
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -94,20 +93,26 @@ def running_pid(config: StackConfig) -> int | None:
 
 def start(config: StackConfig) -> None:
     """Start moto unless it is running, wait until it answers, then bootstrap the account."""
-    if running_pid(config) is None:
+    ec2 = _ec2(config)
+    log = config.log_file("moto")
+    pid = running_pid(config)
+    if pid is None:
         # moto reads its image catalogue once, at start-up, from this file.
         images = config.run_dir / "moto-images.json"
         images.parent.mkdir(parents=True, exist_ok=True)
         images.write_text(json.dumps([_image(*image) for image in PUBLIC_IMAGES]))
-        spawn(
+        start_process(
+            "moto",
             [sys.executable, "-m", MODULE, "-H", "127.0.0.1", "-p", str(config.cloud_port)],
-            log=config.log_file("moto"),
+            log=log,
             pid_file=config.pid_file("moto"),
             cwd=config.root,
             env={**os.environ, "MOTO_AMIS_PATH": str(images)},
+            ready=lambda: _answers(ec2),
+            timeout=READY_TIMEOUT,
         )
-    ec2 = _ec2(config)
-    _wait_ready(config, ec2)
+    else:
+        wait_until_ready("moto", pid, log=log, ready=lambda: _answers(ec2), timeout=READY_TIMEOUT)
     _bootstrap(ec2)
 
 
@@ -128,20 +133,12 @@ def _ec2(config: StackConfig) -> EC2Client:
     )
 
 
-def _wait_ready(config: StackConfig, ec2: EC2Client, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        pid = running_pid(config)
-        if pid is None or not is_alive(pid):
-            raise StackError(_failure(config, "moto exited during start-up"))
-        try:
-            ec2.describe_availability_zones()
-            return
-        except (BotoCoreError, ClientError):
-            pass  # not listening yet: retried until the deadline
-        if time.monotonic() > deadline:
-            raise StackError(_failure(config, f"moto not ready after {timeout:.0f} s"))
-        time.sleep(0.1)
+def _answers(ec2: EC2Client) -> bool:
+    try:
+        ec2.describe_availability_zones()
+        return True
+    except (BotoCoreError, ClientError):
+        return False  # not listening yet
 
 
 def _bootstrap(ec2: EC2Client) -> None:
@@ -190,8 +187,3 @@ def _image(ami_id: str, owner: str, name: str) -> dict[str, Any]:
         "sriov": "simple",
         "creation_date": "2025-01-01T19:00:00.000Z",
     }
-
-
-def _failure(config: StackConfig, message: str) -> str:
-    log = config.log_file("moto")
-    return f"{message}\n--- {log} ---\n{log_tail(log)}"

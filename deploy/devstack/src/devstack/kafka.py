@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -16,13 +15,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack.config import StackConfig
 from devstack.proc import (
     StackError,
-    is_alive,
     live_pid,
-    log_tail,
-    read_pid,
     run_async,
-    spawn,
+    start_process,
     stop_pid_files,
+    wait_until_ready,
 )
 
 # A fixed id is fine for a local node: a base64url UUID of 22 characters not starting with "-".
@@ -119,19 +116,32 @@ def running_pid(config: StackConfig) -> int | None:
 
 def start(config: StackConfig) -> None:
     """Start the broker unless it is running, then wait until it answers metadata requests."""
-    if running_pid(config) is None:
+    pid = running_pid(config)
+    if pid is None:
         ensure_jars(config)
         config.kafka_dir.mkdir(parents=True, exist_ok=True)
         config.kafka_properties.write_text(render_server_properties(config))
         if not (config.kafka_data / "meta.properties").exists():
             _format_storage(config)
-        spawn(
+        start_process(
+            "Kafka",
             [*_java(config), MAIN_CLASS, str(config.kafka_properties)],
             log=config.log_file("kafka"),
             pid_file=config.pid_file("kafka"),
             cwd=config.kafka_dir,
+            ready=lambda: _answers(config),
+            timeout=READY_TIMEOUT,
+            interval=0.2,
         )
-    wait_ready(config)
+    else:
+        wait_until_ready(
+            "Kafka",
+            pid,
+            log=config.log_file("kafka"),
+            ready=lambda: _answers(config),
+            timeout=READY_TIMEOUT,
+            interval=0.2,
+        )
 
 
 def stop(config: StackConfig) -> None:
@@ -139,19 +149,8 @@ def stop(config: StackConfig) -> None:
     stop_pid_files([(config.pid_file("kafka"), MAIN_CLASS)], timeout=STOP_TIMEOUT)
 
 
-def wait_ready(config: StackConfig, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    # The pid file, not `running_pid`: the java launcher may re-exec itself just after the
-    # spawn, and while it does its command line reads empty.
-    pid = running_pid(config) or read_pid(config.pid_file("kafka"))
-    while True:
-        if pid is None or not is_alive(pid):
-            raise StackError(_failure(config, "Kafka exited during start-up"))
-        if _port_open(config.kafka_port) and run_async(_metadata_round_trip(config)):
-            return
-        if time.monotonic() > deadline:
-            raise StackError(_failure(config, f"Kafka not ready after {timeout:.0f} s"))
-        time.sleep(0.2)
+def _answers(config: StackConfig) -> bool:
+    return _port_open(config.kafka_port) and run_async(_metadata_round_trip(config))
 
 
 def _java(config: StackConfig) -> list[str]:
@@ -211,8 +210,3 @@ async def _metadata_round_trip(config: StackConfig) -> bool:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
-
-
-def _failure(config: StackConfig, message: str) -> str:
-    log = config.log_file("kafka")
-    return f"{message}\n--- {log} ---\n{log_tail(log)}"

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,7 @@ from ldap3.core.exceptions import (
 
 from apikeys.bootstrap import write_private
 from devstack.config import StackConfig
-from devstack.proc import (
-    StackError,
-    exit_code,
-    is_alive,
-    live_pid,
-    log_tail,
-    spawn,
-    stop_pid_files,
-)
+from devstack.proc import StackError, live_pid, start_process, stop_pid_files, wait_until_ready
 
 BASE_DN = "dc=provisioning,dc=local"
 ADMIN_DN = f"cn=admin,{BASE_DN}"
@@ -43,7 +34,6 @@ SCHEMA_DIR = Path("/etc/ldap/schema")
 MODULE_DIR = Path("/usr/lib/ldap")
 SCHEMAS = ("core", "cosine", "inetorgperson")
 READY_TIMEOUT = 30.0
-START_ATTEMPTS = 3
 STOP_TIMEOUT = 15.0
 
 
@@ -67,31 +57,15 @@ def running_pid(config: StackConfig) -> int | None:
 def start(config: StackConfig) -> None:
     """Initialise if needed, start unless running, wait for an admin bind, create the tree."""
     password = _ensure_admin_password(config)
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            _start_once(config, password)
-            break
-        except _ExitedEarly as early:
-            # Now and then slapd ends at start before it has logged a word (an empty log):
-            # a new start then works. The last failure's log and exit code are reported.
-            if attempt == START_ATTEMPTS:
-                raise StackError(str(early)) from None
-            time.sleep(0.5)
-    _create_tree(config, password)
-
-
-class _ExitedEarly(Exception):
-    pass
-
-
-def _start_once(config: StackConfig, password: str) -> None:
+    log = config.log_file("slapd")
     pid = running_pid(config)
     if pid is None:
         # The database holds password hashes: for this user's eyes only.
         (config.ldap_dir / "data").mkdir(parents=True, exist_ok=True)
         config.ldap_dir.chmod(0o700)
         write_private(slapd_conf(config), render_slapd_conf(config, ssha_hash(password)))
-        pid = spawn(
+        start_process(
+            "slapd",
             [
                 _slapd(),
                 "-f", str(slapd_conf(config)),
@@ -100,11 +74,21 @@ def _start_once(config: StackConfig, password: str) -> None:
                 # and fatal errors (a port in use), which level 0 would swallow.
                 "-d", "none",
             ],
-            log=config.log_file("slapd"),
+            log=log,
             pid_file=config.pid_file("slapd"),
             cwd=config.ldap_dir,
+            ready=lambda: _admin_bind_works(config, password),
+            timeout=READY_TIMEOUT,
         )  # fmt: skip
-    _wait_ready(config, password, pid)
+    else:
+        wait_until_ready(
+            "slapd",
+            pid,
+            log=log,
+            ready=lambda: _admin_bind_works(config, password),
+            timeout=READY_TIMEOUT,
+        )
+    _create_tree(config, password)
 
 
 def stop(config: StackConfig) -> None:
@@ -188,25 +172,17 @@ def _admin_connection(config: StackConfig, password: str) -> Iterator[Any]:
             connection.socket.close()
 
 
-def _wait_ready(config: StackConfig, password: str, pid: int) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if not is_alive(pid):
-            how = f"exit code {exit_code(pid)}" if exit_code(pid) is not None else "no exit code"
-            raise _ExitedEarly(_failure(config, f"slapd exited during start-up ({how})"))
-        try:
-            with _admin_connection(config, password):
-                return
-        except LDAPInvalidCredentialsResult:
-            # A slapd started before the password file was replaced: only a restart helps.
-            raise StackError(
-                f"slapd refuses the admin password in {admin_password_file(config)}; restart it"
-            ) from None
-        except LDAPException:
-            pass  # not listening yet: retried until the deadline
-        if time.monotonic() > deadline:
-            raise StackError(_failure(config, f"slapd not ready after {READY_TIMEOUT:.0f} s"))
-        time.sleep(0.1)
+def _admin_bind_works(config: StackConfig, password: str) -> bool:
+    try:
+        with _admin_connection(config, password):
+            return True
+    except LDAPInvalidCredentialsResult:
+        # A slapd started before the password file was replaced: only a restart helps.
+        raise StackError(
+            f"slapd refuses the admin password in {admin_password_file(config)}; restart it"
+        ) from None
+    except LDAPException:
+        return False  # not listening yet
 
 
 def _create_tree(config: StackConfig, password: str) -> None:
@@ -219,8 +195,3 @@ def _create_tree(config: StackConfig, password: str) -> None:
         for dn, object_classes, attributes in entries:
             with contextlib.suppress(LDAPEntryAlreadyExistsResult):
                 connection.add(dn, object_classes, attributes)
-
-
-def _failure(config: StackConfig, message: str) -> str:
-    log = config.log_file("slapd")
-    return f"{message}\n--- {log} ---\n{log_tail(log)}"

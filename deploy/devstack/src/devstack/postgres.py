@@ -13,7 +13,16 @@ from pathlib import Path
 import asyncpg
 
 from devstack.config import SERVICE_MODULES, StackConfig
-from devstack.proc import StackError, is_alive, log_tail, run_async
+from devstack.proc import (
+    ExitedEarly,
+    StackError,
+    failure,
+    is_alive,
+    log_since,
+    log_size,
+    once_more_if_transient,
+    run_async,
+)
 
 DATABASES = (
     "request_api",
@@ -25,6 +34,9 @@ DATABASES = (
     "identity",
 )
 PG_USER = "postgres"
+# Seconds pg_ctl waits for the server to accept connections, or to be gone.
+READY_TIMEOUT = 60
+STOP_TIMEOUT = 60
 # Every service runs as a login of its own that owns nothing: the owner (PG_USER) creates
 # the schema at start (SCHEMA_DATABASE_URL) and the login gets what each table allows.
 LOGINS = {module: module for module in SERVICE_MODULES.values()}
@@ -82,23 +94,30 @@ def start(config: StackConfig) -> None:
     if not (config.pg_data / "PG_VERSION").exists():
         _initdb(config)
     if running_pid(config) is None:
-        _pg_ctl(
-            config,
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            _server_options(config),
-            "-l",
-            str(config.log_file("postgres")),
-        )
+        once_more_if_transient(lambda: _start_server(config), log=config.log_file("postgres"))
     run_async(_create_databases(config))
 
 
 def stop(config: StackConfig) -> None:
     if running_pid(config) is not None:
-        _pg_ctl(config, "stop", "-w", "-t", "60", "-m", "fast")
+        _pg_ctl(config, "stop", "-w", "-t", str(STOP_TIMEOUT), "-m", "fast")
+
+
+def _start_server(config: StackConfig) -> None:
+    """pg_ctl start, which waits (-w) until the server accepts connections."""
+    log = config.log_file("postgres")
+    since = log_size(log)
+    argv = ["start", "-w", "-t", str(READY_TIMEOUT), "-o", _server_options(config), "-l", str(log)]
+    done = _run_as_postgres(config, [str(bin_dir() / "pg_ctl"), "-D", str(config.pg_data), *argv])
+    if done.returncode == 0:
+        return
+    said = (done.stdout + done.stderr).strip()
+    if running_pid(config) is None:
+        problem = f"exited during start-up (pg_ctl: {said})"
+        raise ExitedEarly(failure("postgres", problem, log, since), log_since(log, since))
+    # pg_ctl gave up waiting; the server runs on, and a `make up` again will wait for it anew.
+    problem = f"not ready after {READY_TIMEOUT} s (pg_ctl: {said})"
+    raise StackError(failure("postgres", problem, log, since))
 
 
 def _server_options(config: StackConfig) -> str:
@@ -135,7 +154,7 @@ def _make_traversable(directory: Path) -> None:
 
 
 def _initdb(config: StackConfig) -> None:
-    _run_as_postgres(
+    _checked(
         config,
         [
             str(bin_dir() / "initdb"),
@@ -156,20 +175,20 @@ def _initdb(config: StackConfig) -> None:
 
 
 def _pg_ctl(config: StackConfig, *args: str) -> None:
-    _run_as_postgres(
-        config, [str(bin_dir() / "pg_ctl"), "-D", str(config.pg_data), *args], what="pg_ctl"
-    )
+    _checked(config, [str(bin_dir() / "pg_ctl"), "-D", str(config.pg_data), *args], what="pg_ctl")
 
 
-def _run_as_postgres(config: StackConfig, argv: list[str], *, what: str) -> None:
+def _checked(config: StackConfig, argv: list[str], *, what: str) -> None:
+    done = _run_as_postgres(config, argv)
+    if done.returncode != 0:
+        problem = f"{what} failed ({done.returncode}): {done.stdout}{done.stderr}"
+        raise StackError(failure("postgres", problem, config.log_file("postgres")))
+
+
+def _run_as_postgres(config: StackConfig, argv: list[str]) -> subprocess.CompletedProcess[str]:
     # The server refuses to run as root; cwd must be a directory `postgres` can enter.
     command = ["runuser", "-u", PG_USER, "--", *argv] if os.geteuid() == 0 else argv
-    done = subprocess.run(command, cwd=config.pg_data, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise StackError(
-            f"{what} failed ({done.returncode}): {done.stdout}{done.stderr}\n"
-            f"--- {config.log_file('postgres')} ---\n{log_tail(config.log_file('postgres'))}"
-        )
+    return subprocess.run(command, cwd=config.pg_data, capture_output=True, text=True, check=False)
 
 
 def connect_grants() -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,12 +21,33 @@ class StackError(RuntimeError):
     """A component of the local stack could not be started or stopped."""
 
 
+class ExitedEarly(StackError):
+    """A part ended before it was ready; `output` is what that start wrote to its log."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
+# What a failed start's output says when trying again may work: the port is still held, by the
+# instance stopped a moment ago or by a process about to let go of it. Lower case, matched in
+# lower case: slapd's "daemon: bind(7) failed errno=98 (Address already in use)", PostgreSQL's
+# "could not bind IPv4 address", Java's "java.net.BindException: Address already in use",
+# uvicorn's "[Errno 98] error while attempting to bind on address".
+TRANSIENT_CAUSES = ("address already in use", "errno=98", "[errno 98]", "bindexception")
+RETRY_PAUSE_S = 1.0
+# Written to a part's log when it is started once more.
+RETRY_NOTE = "starting it once more"
+
+
 # Children spawned by this interpreter, kept so they can be reaped: an unreaped child stays a
 # zombie that looks alive, and dropping a running Popen emits a ResourceWarning (an error in
 # pytest here).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 # How each reaped child ended (its return code; negative: the signal that ended it).
 _exit_codes: dict[int, int] = {}
+# The command line of each child, as /proc shows it once its program is loaded.
+_command_lines: dict[int, str] = {}
 
 
 def spawn(
@@ -51,6 +72,7 @@ def spawn(
             start_new_session=True,
         )
     _children[child.pid] = child
+    _command_lines[child.pid] = " ".join(argv)
     pid_file.write_text(f"{child.pid}\n")
     return child.pid
 
@@ -71,7 +93,7 @@ def is_alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
         _exit_codes[pid] = child.returncode
-        del _children[pid]
+        del _children[pid], _command_lines[pid]
         return False
     try:
         os.kill(pid, 0)
@@ -88,10 +110,21 @@ def is_alive(pid: int) -> bool:
 
 
 def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
+    if pid in _children:
+        # What it was started with. /proc reads empty for a moment after the spawn: the exec
+        # has released Popen, but the kernel has yet to lay out the new program's arguments
+        # (longer when its binary is not in the page cache).
+        return _command_lines[pid]
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            found = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            return ""
+        # Empty for a live process: an exec is under way (see above), or it is a zombie.
+        if found or not is_alive(pid) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 
 def live_pid(pid_file: Path, marker: str) -> int | None:
@@ -126,6 +159,102 @@ def stop_pid_files(targets: Iterable[tuple[Path, str]], *, timeout: float) -> No
         pid_file.unlink(missing_ok=True)
 
 
+def transient_cause(output: str) -> str | None:
+    """The line of a failed start's output that says another start may work, if one does."""
+    for line in output.splitlines():
+        if any(cause in line.lower() for cause in TRANSIENT_CAUSES):
+            return line.strip()
+    return None
+
+
+def once_more_if_transient(start: Callable[[], T], *, log: Path, pause: float = RETRY_PAUSE_S) -> T:
+    """`start()`, and once more after a pause if it ended early for a transient cause (noted in
+    the part's `log`, so that a start that needed two is seen)."""
+    try:
+        return start()
+    except ExitedEarly as early:
+        cause = transient_cause(early.output)
+        if cause is None:
+            raise
+    with log.open("a") as out:
+        out.write(f"--- devstack: ended during start-up ({cause}); {RETRY_NOTE} ---\n")
+    time.sleep(pause)
+    try:
+        return start()
+    except ExitedEarly as again:
+        note = f"(its first start had ended too: {cause})"
+        raise ExitedEarly(f"{again}\n{note}", again.output) from None
+
+
+def start_process(
+    part: str,
+    argv: Sequence[str],
+    *,
+    log: Path,
+    pid_file: Path,
+    cwd: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    interval: float = 0.1,
+) -> int:
+    """Spawn `argv` and wait until `ready()`; started once more if it ends for a transient cause."""
+
+    def start() -> int:
+        since = log_size(log)
+        pid = spawn(argv, log=log, pid_file=pid_file, cwd=cwd, env=env)
+        wait_until_ready(
+            part, pid, log=log, since=since, ready=ready, timeout=timeout, interval=interval
+        )
+        return pid
+
+    return once_more_if_transient(start, log=log)
+
+
+def wait_until_ready(
+    part: str,
+    pid: int,
+    *,
+    log: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    since: int = 0,
+    interval: float = 0.1,
+) -> None:
+    """Poll `ready()` until it holds, `pid` ends (ExitedEarly) or `timeout` passes (StackError);
+    both errors name the part and show its log from offset `since` on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not is_alive(pid):
+            problem = f"exited during start-up ({how_it_ended(pid)})"
+            raise ExitedEarly(failure(part, problem, log, since), log_since(log, since))
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise StackError(failure(part, f"not ready after {timeout:.0f} s", log, since))
+        time.sleep(interval)
+
+
+def how_it_ended(pid: int) -> str:
+    code = exit_code(pid)
+    if code is None:
+        return "exit code unknown: another process started it"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def wait_ports_released(ports: Iterable[int], *, timeout: float) -> None:
+    """Wait until no process listens on any of `ports`; StackError naming who still does."""
+    ports = list(ports)
+    deadline = time.monotonic() + timeout
+    while held := port_holders(ports):
+        if time.monotonic() > deadline:
+            listed = ", ".join(f"{port} ({who})" for port, who in sorted(held.items()))
+            raise StackError(f"ports still held after {timeout:.0f} s: {listed}")
+        time.sleep(0.1)
+
+
 def _wait_dead(pids: list[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while any(is_alive(pid) for pid in pids):
@@ -152,14 +281,67 @@ def exclusive_lock(path: Path, *, timeout: float) -> Iterator[None]:
         yield
 
 
-def log_tail(path: Path, lines: int = 20, width: int = 400) -> str:
+def port_holders(ports: Iterable[int]) -> dict[int, str]:
+    """Those of `ports` a process still listens on, each with who does (pid and command)."""
+    wanted = set(ports)
+    listening: dict[str, int] = {}  # socket inode -> port
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[3] == _TCP_LISTEN and port in wanted:
+                    listening[fields[9]] = port
+    if not listening:
+        return {}
+    holders = {port: "unknown process" for port in listening.values()}
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    inode = target.removeprefix("socket:[").removesuffix("]")
+                    if target.startswith("socket:[") and inode in listening:
+                        pid = int(fd_dir.parent.name)
+                        holders[listening[inode]] = f"pid {pid}: {cmdline(pid)[:80].strip()}"
+    return holders
+
+
+_TCP_LISTEN = "0A"
+
+
+def log_size(path: Path) -> int:
+    """Where the next start's output begins in `path` (logs are appended to)."""
     try:
-        text = path.read_text(errors="replace")
+        return path.stat().st_size
     except FileNotFoundError:
+        return 0
+
+
+def log_since(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def log_tail(path: Path, lines: int = 20, width: int = 400, *, since: int = 0) -> str:
+    """The last `lines` of `path` from offset `since` on."""
+    if not path.exists():
         return f"(no log at {path})"
+    text = log_since(path, since)
+    if not text.strip():
+        return "(nothing written to it)" if since == 0 else "(nothing written by this start)"
     # Cut long lines: one SQL error with its statement can fill a screen.
     tail = text.splitlines()[-lines:]
     return "\n".join(line if len(line) <= width else line[:width] + " [...]" for line in tail)
+
+
+def failure(part: str, problem: str, log: Path, since: int = 0) -> str:
+    """An error message naming the part, its problem and the tail of its log."""
+    return f"{part} {problem}\n--- {log} ---\n{log_tail(log, since=since)}"
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -46,7 +46,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from apikeys import bootstrap
 from devstack.config import StackConfig
-from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_files
+from devstack.proc import live_pid, start_process, stop_pid_files, wait_until_ready
 
 SYSTEMS = ("licence-vendor", "mdm")
 System = Literal["licence-vendor", "mdm"]
@@ -474,23 +474,37 @@ def running_pid(config: StackConfig) -> int | None:
 
 def start(config: StackConfig) -> str:
     """Start the receiver unless it runs, wait until it answers, and return its URL."""
-    if running_pid(config) is None:
-        files = {system: str(secret_file(config, system)) for system in SYSTEMS}
-        env = {
-            **os.environ,
-            "RECEIVER_STATE_DIR": str(config.receiver_dir),
-            "RECEIVER_SECRET_FILES": json.dumps(files),
-            "RECEIVER_JWKS_FILE": str(config.idp_jwks_file),
-            "PYTHONUNBUFFERED": "1",
-        }
-        spawn(
-            _command(config),
-            log=config.log_file("receiver"),
-            pid_file=config.pid_file("receiver"),
-            cwd=config.repo,
-            env=env,
-        )
-    _wait_ready(config)
+    log = config.log_file("receiver")
+    with httpx.Client(timeout=2.0) as client:
+
+        def ready() -> bool:
+            try:
+                return client.get(f"{url(config)}/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        pid = running_pid(config)
+        if pid is None:
+            files = {system: str(secret_file(config, system)) for system in SYSTEMS}
+            env = {
+                **os.environ,
+                "RECEIVER_STATE_DIR": str(config.receiver_dir),
+                "RECEIVER_SECRET_FILES": json.dumps(files),
+                "RECEIVER_JWKS_FILE": str(config.idp_jwks_file),
+                "PYTHONUNBUFFERED": "1",
+            }
+            start_process(
+                "receiver",
+                _command(config),
+                log=log,
+                pid_file=config.pid_file("receiver"),
+                cwd=config.repo,
+                env=env,
+                ready=ready,
+                timeout=READY_TIMEOUT,
+            )
+        else:
+            wait_until_ready("receiver", pid, log=log, ready=ready, timeout=READY_TIMEOUT)
     return url(config)
 
 
@@ -514,24 +528,3 @@ def _command(config: StackConfig) -> list[str]:
         "--timeout-graceful-shutdown",
         "1",
     ]
-
-
-def _wait_ready(config: StackConfig) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    with httpx.Client(timeout=2.0) as client:
-        while True:
-            if running_pid(config) is None:
-                raise StackError(_failure(config, "exited during start-up"))
-            try:
-                if client.get(f"{url(config)}/readyz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise StackError(_failure(config, f"not ready after {READY_TIMEOUT} s"))
-            time.sleep(0.1)
-
-
-def _failure(config: StackConfig, problem: str) -> str:
-    log = config.log_file("receiver")
-    return f"receiver {problem}\n--- {log} ---\n{log_tail(log)}"

@@ -6,15 +6,24 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from devstack import postgres, targets
 from devstack.config import SERVICE_MODULES, SERVICES, StackConfig
-from devstack.proc import StackError, live_pid, log_tail, spawn, stop_pid_files
+from devstack.proc import (
+    StackError,
+    failure,
+    live_pid,
+    log_size,
+    once_more_if_transient,
+    spawn,
+    stop_pid_files,
+    wait_until_ready,
+)
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -165,9 +174,10 @@ def start(
     ]
     stop_pid_files(surplus, timeout=STOP_TIMEOUT)
     instances = [(name, replica) for name, count in replicas.items() for replica in range(count)]
-    for name, replica in instances:
-        _spawn_unless_running(config, name, replica)
-    wait_ready(config, instances)
+    # Spawned all at once, so that their start-ups overlap; then waited for one by one.
+    wait_ready(
+        config, {instance: _spawn_unless_running(config, *instance) for instance in instances}
+    )
 
 
 def parse_scale(text: str) -> dict[str, int]:
@@ -185,8 +195,7 @@ def parse_scale(text: str) -> dict[str, int]:
 
 def start_service(config: StackConfig, name: str, replica: int = 0) -> str:
     """Start one instance (a restart after a kill, or an extra replica) and return its URL."""
-    _spawn_unless_running(config, name, replica)
-    wait_ready(config, [(name, replica)])
+    wait_ready(config, {(name, replica): _spawn_unless_running(config, name, replica)})
     return url(config, name, replica)
 
 
@@ -221,38 +230,82 @@ def running_instances(config: StackConfig) -> list[tuple[str, int]]:
     return found
 
 
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+    since: int  # where this start's output begins in the instance's log
+
+
 def wait_ready(
-    config: StackConfig, instances: list[tuple[str, int]], timeout: float = READY_TIMEOUT
+    config: StackConfig,
+    instances: Mapping[tuple[str, int], Spawned | None],
+    timeout: float = READY_TIMEOUT,
 ) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = list(instances)
+    """Wait until each instance answers /readyz; those spawned just now (None: running
+    already) are started once more if they end for a transient cause (proc.transient_cause)."""
     with httpx.Client(timeout=2.0) as client:
-        while waiting:
-            for name, replica in list(waiting):
-                if running_pid(config, name, replica) is None:
-                    raise StackError(_failure(config, name, replica, "exited during start-up"))
-                if _is_ready(client, url(config, name, replica)):
-                    waiting.remove((name, replica))
-            if waiting and time.monotonic() > deadline:
-                name, replica = waiting[0]
-                raise StackError(_failure(config, name, replica, f"not ready after {timeout} s"))
-            if waiting:
-                time.sleep(0.2)
+        for (name, replica), spawned in instances.items():
+            _wait_instance(config, client, name, replica, spawned, timeout)
 
 
-def _spawn_unless_running(config: StackConfig, name: str, replica: int) -> None:
-    if running_pid(config, name, replica) is not None:
-        return
+def _wait_instance(
+    config: StackConfig,
+    client: httpx.Client,
+    name: str,
+    replica: int,
+    spawned: Spawned | None,
+    timeout: float,
+) -> None:
     instance = instance_name(name, replica)
+    log = config.log_file(instance)
+
+    def ready() -> bool:
+        return _is_ready(client, url(config, name, replica))
+
+    if spawned is None:
+        pid = running_pid(config, name, replica)
+        if pid is None:
+            raise StackError(failure(instance, "exited during start-up", log))
+        wait_until_ready(instance, pid, log=log, ready=ready, timeout=timeout, interval=0.2)
+        return
+    # The first attempt waits for the instance spawned already, a second one spawns anew.
+    first = [spawned]
+
+    def start() -> None:
+        attempt = first.pop() if first else _spawn(config, name, replica)
+        wait_until_ready(
+            instance,
+            attempt.pid,
+            log=log,
+            since=attempt.since,
+            ready=ready,
+            timeout=timeout,
+            interval=0.2,
+        )
+
+    once_more_if_transient(start, log=log)
+
+
+def _spawn_unless_running(config: StackConfig, name: str, replica: int) -> Spawned | None:
+    if running_pid(config, name, replica) is not None:
+        return None
+    return _spawn(config, name, replica)
+
+
+def _spawn(config: StackConfig, name: str, replica: int) -> Spawned:
+    instance = instance_name(name, replica)
+    log = config.log_file(instance)
     config.traces_dir.mkdir(parents=True, exist_ok=True)
-    spawn(
+    since = log_size(log)
+    pid = spawn(
         command(config, name, replica),
-        log=config.log_file(instance),
+        log=log,
         pid_file=config.pid_file(instance),
         cwd=config.repo,
         # Unbuffered so a crash's last words reach the log file.
         env={**os.environ, **environment(config, name, replica), "PYTHONUNBUFFERED": "1"},
     )
+    return Spawned(pid, since)
 
 
 def _is_ready(client: httpx.Client, base_url: str) -> bool:
@@ -269,11 +322,3 @@ def _uvicorn(config: StackConfig) -> Path:
 
 def _marker(name: str) -> str:
     return f"{SERVICE_MODULES[name]}.app:create_app"
-
-
-def _failure(config: StackConfig, name: str, replica: int, problem: str) -> str:
-    log = config.log_file(instance_name(name, replica))
-    pid = config.pid_file(instance_name(name, replica))
-    return (
-        f"{instance_name(name, replica)} {problem} (pid file {pid})\n--- {log} ---\n{log_tail(log)}"
-    )

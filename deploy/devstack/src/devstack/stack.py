@@ -11,8 +11,25 @@ from dataclasses import dataclass
 
 from devstack import kafka, keys, postgres, services, targets
 from devstack.config import SERVICES, StackConfig
-from devstack.proc import StackError, run_async
+from devstack.proc import StackError, run_async, wait_ports_released
 from events.topics import ensure_topics
+
+# Listening sockets close as their process ends, so this wait is short when all went well.
+PORTS_RELEASE_TIMEOUT = 10.0
+
+
+def ports(config: StackConfig) -> list[int]:
+    """Every port the stack listens on, those of every possible replica included."""
+    replicas = range(services.MAX_REPLICAS)
+    return [
+        config.pg_port,
+        config.kafka_port,
+        config.kafka_controller_port,
+        config.ldap_port,
+        config.cloud_port,
+        config.receiver_port,
+        *(services.port(config, name, replica) for name in SERVICES for replica in replicas),
+    ]
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,8 @@ class Stack:
         targets.stop(self.config)
         kafka.stop(self.config)
         postgres.stop(self.config)
+        # What the next `up` binds again: a port still held would fail it.
+        wait_ports_released(ports(self.config), timeout=PORTS_RELEASE_TIMEOUT)
 
     def wipe(self) -> None:
         """Delete the stack's state (data, logs, keys); the Kafka jars are kept."""
