@@ -18,13 +18,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from tests.e2e.client import SERVICES, Platform
+from tests.e2e.client import SERVICES, Platform, fetchval
 from tests.e2e.test_pipeline import PIPELINE_EVENTS
 from tests.polling import eventually
 from tests.recovery import report_recovery
 
 from auditor.repository import CHAIN_LOCK
 from devstack import faults
+from devstack.config import StackConfig
 from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -89,13 +90,13 @@ async def recovered(platform: Platform, burst: Burst, fault: str) -> None:
             timeout_s=TERMINAL_TIMEOUT_S,
         )
         assert counts == Counter(PIPELINE_EVENTS), (fault, request_id, counts)
-    last_completed = await _fetchval(
+    last_completed = await fetchval(
         stack,
         "request_api",
         "SELECT extract(epoch FROM max(status_changed_at)) FROM requests WHERE id = ANY($1)",
         ids,
     )
-    last_recorded = await _fetchval(
+    last_recorded = await fetchval(
         stack,
         "auditor",
         "SELECT extract(epoch FROM max(recorded_at)) FROM audit_records"
@@ -117,7 +118,7 @@ async def recovered(platform: Platform, burst: Burst, fault: str) -> None:
         ("deployer", "credentials"),
         ("request_api", "resources"),
     ):
-        count = await _fetchval(
+        count = await fetchval(
             stack, database, f"SELECT count(*) FROM {table} WHERE request_id = ANY($1)", ids
         )
         assert count == len(ids), (fault, table, count, len(ids))
@@ -157,32 +158,22 @@ async def test_a_service_killed_mid_burst_loses_nothing_and_repeats_nothing(
     await recovered(platform, burst, f"SIGKILL {service}")
 
 
-async def test_the_broker_killed_mid_burst_loses_nothing_and_repeats_nothing(
-    platform: Platform,
+@pytest.mark.parametrize(
+    ("crash", "fault"),
+    [(faults.kill_broker, "SIGKILL kafka"), (faults.crash_postgres, "postgres immediate stop")],
+)
+async def test_kafka_or_postgres_dying_mid_burst_loses_nothing_and_repeats_nothing(
+    platform: Platform, crash: Callable[[StackConfig], int], fault: str
 ):
     stack = platform.stack
 
-    async def kill(burst: Burst) -> None:
+    async def strike(burst: Burst) -> None:
         burst.fault_at = time.time()
-        await asyncio.to_thread(faults.kill_broker, stack.config)
+        await asyncio.to_thread(crash, stack.config)
         await make_up(stack, burst)
 
-    burst = await burst_with(platform, kill)
-    await recovered(platform, burst, "SIGKILL kafka")
-
-
-async def test_postgres_crashing_mid_burst_loses_nothing_and_repeats_nothing(
-    platform: Platform,
-):
-    stack = platform.stack
-
-    async def crash(burst: Burst) -> None:
-        burst.fault_at = time.time()
-        await asyncio.to_thread(faults.crash_postgres, stack.config)
-        await make_up(stack, burst)
-
-    burst = await burst_with(platform, crash)
-    await recovered(platform, burst, "postgres immediate stop")
+    burst = await burst_with(platform, strike)
+    await recovered(platform, burst, fault)
 
 
 async def test_a_service_frozen_past_its_session_timeout_loses_nothing(platform: Platform):
@@ -240,14 +231,6 @@ async def _pipeline_events(platform: Platform, request_id: str) -> Counter[str] 
         event["type"] for event in history["events"] if event["type"] != "processing.retried"
     )
     return counts if set(counts) >= set(PIPELINE_EVENTS) else None
-
-
-async def _fetchval(stack: Stack, database: str, query: str, *args: object) -> Any:
-    connection = await asyncpg.connect(stack.database_dsn(database))
-    try:
-        return await connection.fetchval(query, *args)
-    finally:
-        await connection.close()
 
 
 async def _fetchrow(stack: Stack, database: str, query: str) -> asyncpg.Record:
