@@ -204,17 +204,21 @@ async def test_the_auditor_killed_holding_the_chain_lock_leaves_the_chain_whole(
     async def kill_in_the_lock(burst: Burst) -> None:
         watcher = await asyncpg.connect(stack.database_dsn("auditor"))
         try:
-            deadline = time.monotonic() + 20
-            while not await watcher.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND classid = 0 AND objid = $1 AND database ="
-                " (SELECT oid FROM pg_database WHERE datname = current_database())",
-                CHAIN_LOCK,
-            ):
-                assert time.monotonic() < deadline, "the auditor never held the chain lock"
-                await asyncio.sleep(0.002)
-            burst.fault_at = time.time()
-            assert stack.kill_service("auditor", signal.SIGKILL) is not None
+            # The auditor takes the chain lock, then inserts: holding the table in SHARE
+            # mode keeps its next append waiting inside the lock, so the kill lands there.
+            async with watcher.transaction():
+                await watcher.execute("LOCK TABLE audit_records IN SHARE MODE")
+                deadline = time.monotonic() + 20
+                while not await watcher.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND classid = 0 AND objid = $1 AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    CHAIN_LOCK,
+                ):
+                    assert time.monotonic() < deadline, "the auditor never held the chain lock"
+                    await asyncio.sleep(0.01)
+                burst.fault_at = time.time()
+                assert stack.kill_service("auditor", signal.SIGKILL) is not None
         finally:
             await watcher.close()
         await make_up(stack, burst)

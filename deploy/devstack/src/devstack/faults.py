@@ -17,23 +17,13 @@ DEATH_TIMEOUT = 30.0
 
 def kill_broker(config: StackConfig) -> int:
     """SIGKILL the Kafka broker: no controlled shutdown, its logs recovered at the next start."""
-    pid = kafka.running_pid(config)
-    if pid is None:
-        raise StackError("Kafka is not running")
-    os.kill(pid, signal.SIGKILL)
-    _wait_dead(pid, "Kafka")
-    return pid
+    return _end(kafka.running_pid(config), signal.SIGKILL, "Kafka")
 
 
 def crash_postgres(config: StackConfig) -> int:
     """What `pg_ctl stop -m immediate` does (SIGQUIT to the postmaster): every backend ends at
     once, nothing is checkpointed, and the next start runs crash recovery from the WAL."""
-    pid = postgres.running_pid(config)
-    if pid is None:
-        raise StackError("PostgreSQL is not running")
-    os.kill(pid, signal.SIGQUIT)
-    _wait_dead(pid, "PostgreSQL")
-    return pid
+    return _end(postgres.running_pid(config), signal.SIGQUIT, "PostgreSQL")
 
 
 def freeze(config: StackConfig, name: str, replica: int = 0) -> int:
@@ -52,7 +42,11 @@ def _signal(config: StackConfig, name: str, replica: int, sig: signal.Signals) -
     return pid
 
 
-def _wait_dead(pid: int, what: str) -> None:
+def _end(pid: int | None, sig: signal.Signals, what: str) -> int:
+    """Send `sig` to a part of the stack and wait until it has ended."""
+    if pid is None:
+        raise StackError(f"{what} is not running")
+    os.kill(pid, sig)
     deadline = time.monotonic() + DEATH_TIMEOUT
     while is_alive(pid):
         if time.monotonic() > deadline:
@@ -60,3 +54,4 @@ def _wait_dead(pid: int, what: str) -> None:
                 f"{what} (pid {pid}) still alive {DEATH_TIMEOUT:.0f} s after the fault"
             )
         time.sleep(0.05)
+    return pid

@@ -421,12 +421,7 @@ class Consumer:
             elif self._router.fallback is not None:
                 await self._router.fallback(delivery.envelope, context)
             for event in context.emitted:
-                stage(
-                    session,
-                    event,
-                    source=self._service,
-                    tenant=delivery.envelope.tenant_of_request(),
-                )
+                self._stage_answer(session, event, delivery)
 
     def _maybe_inject_fault(self, envelope: Envelope, attempt: int) -> None:
         data = json.dumps(envelope.data)
@@ -461,7 +456,7 @@ class Consumer:
             first_failed_at=failure.at,
             last_error=failure.error,
         )
-        stage(session, retried, source=self._service, tenant=delivery.envelope.tenant_of_request())
+        self._stage_answer(session, retried, delivery)
 
     def _give_up(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         self._dead_letter(session, delivery, reason)
@@ -469,9 +464,13 @@ class Consumer:
         if registration is not None and registration.on_failure is not None:
             failure = registration.on_failure(delivery.event, reason)
             if failure is not None:
-                answered = delivery.envelope
-                tenant = answered.tenant_of_request() if answered is not None else None
-                stage(session, failure, source=self._service, tenant=tenant)
+                self._stage_answer(session, failure, delivery)
+
+    def _stage_answer(self, session: AsyncSession, event: Event, answered: Delivery) -> None:
+        """Stage an event a delivery gave rise to: it is about the same tenant's request."""
+        envelope = answered.envelope
+        tenant = envelope.tenant_of_request() if envelope is not None else None
+        stage(session, event, source=self._service, tenant=tenant)
 
     def _dead_letter(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         record = delivery.record

@@ -193,6 +193,7 @@ class _ExportWalk:
     def run(self, records: list[_Record], checkpoints: list[Checkpoint]) -> None:
         self.records = records
         self.present = {record.seq for record in records}
+        self.seen: set[int] = set()
         self.position = 0
         self.previous: _Record | None = None
         export_start = min(self.present, default=None)
@@ -275,13 +276,10 @@ class _ExportWalk:
     def _check_first_of_range(self, record: _Record, checkpoint: Checkpoint) -> None:
         """A checkpoint's first and last seq are records' (the sealer takes them from the
         records): the range's first record is the checkpoint's first."""
-        if record.seq < checkpoint.first_seq and record.seq not in self._seen():
+        if record.seq < checkpoint.first_seq and record.seq not in self.seen:
             raise _Broken(record.seq, f"record {record.seq} is sealed by no supplied checkpoint")
         if record.seq > checkpoint.first_seq:
             raise _Broken(checkpoint.first_seq, f"record {checkpoint.first_seq} is missing")
-
-    def _seen(self) -> set[int]:
-        return {r.seq for r in self.records[: self.position]}
 
     def _check_record(self, record: _Record, *, spare: int) -> int:
         """Check the record's place after the one before it and its leaf; how many numbers
@@ -306,6 +304,7 @@ class _ExportWalk:
             self.checked_records += 1
         self.position += 1
         self.previous = record
+        self.seen.add(record.seq)
         return skipped
 
     def _check_place(self, record: _Record, *, spare: int) -> int:
@@ -314,7 +313,7 @@ class _ExportWalk:
             return 0  # the export's first record: nothing before it to follow
         expected = previous.seq + 1
         if record.seq < expected:
-            if record.seq in self._seen():
+            if record.seq in self.seen:
                 raise _Broken(
                     expected, f"record {record.seq} appears again after record {previous.seq}"
                 )
