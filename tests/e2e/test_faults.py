@@ -123,7 +123,7 @@ async def recovered(platform: Platform, burst: Burst, fault: str) -> None:
         )
         assert count == len(ids), (fault, table, count, len(ids))
     verdict = (await platform.audit.get("/v1/audit/verify")).json()
-    assert verdict["ok"] is True, (fault, verdict)
+    assert verdict["ok"] is True, f"{fault}: {verdict}"
 
     # The pool's bookkeeping matches what was allocated.
     used, active = await _fetchrow(

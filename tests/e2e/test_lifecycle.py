@@ -110,7 +110,9 @@ async def test_a_failure_at_each_step_leaves_nothing_behind(
     # The rollback's last step gives capacity and quota back.
     await usage_returns_to(platform, before)
     history = (await platform.audit.get(f"/v1/audit/requests/{request['id']}")).json()
-    types = [event["type"] for event in history["events"]]
+    # A retry report travels on its own topic and may be recorded after the release; it is
+    # a report, not an effect, so the effects' order is read without it.
+    types = [event["type"] for event in history["events"] if event["type"] != "processing.retried"]
     if step in ("configure", "deploy", "verify"):
         assert types[-1] == "allocation.released"
         assert ("deployment.rolled_back" in types) == (step in ("deploy", "verify")), types
