@@ -16,14 +16,9 @@ from botocore.config import Config
 from pydantic import ValidationError
 from tests.integration.isolated import free_port, isolated_config
 
-from deployer.drivers.aws import (
-    BUDGET_FACTOR,
-    AwsTarget,
-    Ec2InstanceDriver,
-    S3BucketDriver,
-    bucket_name_for,
-    read_secret_access_key,
-)
+from deployer.drivers.aws.clients import BUDGET_FACTOR, AwsTarget, read_secret_access_key
+from deployer.drivers.aws.ec2 import Ec2InstanceDriver
+from deployer.drivers.aws.s3 import S3BucketDriver, bucket_name_for
 from deployer.drivers.base import Placement, TargetConflict, TargetUnavailable
 from devstack import cloud
 from devstack.config import StackConfig

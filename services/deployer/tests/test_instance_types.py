@@ -1,6 +1,6 @@
 import pytest
 
-from deployer.drivers.aws import INSTANCE_TYPES, instance_type_for
+from deployer.drivers.aws.ec2 import INSTANCE_TYPES, instance_type_for
 from events import PermanentError
 
 

@@ -11,7 +11,8 @@ from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
 from deployer import api, handlers, models, upkeep
 from deployer.drivers import Driver, Drivers
-from deployer.drivers.aws import Ec2InstanceDriver, S3BucketDriver
+from deployer.drivers.aws.ec2 import Ec2InstanceDriver
+from deployer.drivers.aws.s3 import S3BucketDriver
 from deployer.drivers.ldap import LdapDriver
 from deployer.drivers.postgres import PostgresDriver
 from deployer.drivers.webhooks import LicenceDriver, MdmDriver

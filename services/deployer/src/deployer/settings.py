@@ -3,7 +3,7 @@ its server id (the allocator's `target`) and how to reach it; secrets are read f
 
 from pathlib import Path
 
-from deployer.drivers.aws import AwsTarget
+from deployer.drivers.aws.clients import AwsTarget
 from deployer.drivers.ldap import LdapTarget
 from deployer.drivers.postgres import TargetServer
 from deployer.drivers.webhooks import WebhookTarget
