@@ -11,8 +11,12 @@ import asyncpg
 import httpx
 import pytest
 from tests.e2e.client import Platform, fetchval, key_for, usage
+from tests.kafka_tools import read_topic
+from tests.polling import eventually
 
 from apikeys.bootstrap import ADMIN_KEY_NAME as BOOTSTRAP_NAME
+from events.contracts.requests import STATUS_TOPIC
+from events.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +39,42 @@ async def usage_returns_to(platform: Platform, before: dict) -> None:
             break
         await asyncio.sleep(0.1)
     assert (await usage(platform.stack)) == before
+
+
+async def announced_moves(
+    platform: Platform, request_id: str, *, ending: str
+) -> list[tuple[str, str, str]]:
+    """The request's status changes as the request-api announced them, (old, new, cause)
+    in order, once the one into `ending` is there."""
+
+    async def moves() -> list[tuple[str, str, str]] | None:
+        records = await read_topic(
+            platform.stack.bootstrap_servers, STATUS_TOPIC, at_least=0, timeout_s=2, settle_s=0.3
+        )
+        mine = [
+            Envelope.model_validate_json(r.value or b"").data
+            for r in records
+            if r.key == request_id.encode()
+        ]
+        found = [(m["old"], m["new"], m["cause"]) for m in mine]
+        return found if any(new == ending for _, new, _ in found) else None
+
+    found: list[tuple[str, str, str]] = await eventually(
+        moves, f"the status changes of {request_id}", timeout_s=30
+    )
+    return found
+
+
+async def test_every_status_change_is_announced_once_with_its_cause(platform: Platform):
+    request = await platform.completed("postgres_schema", name=unique_name("announced"))
+    assert await announced_moves(platform, request["id"], ending="completed") == [
+        ("submitted", "validated", "request.validated"),
+        ("validated", "allocated", "resource.allocated"),
+        ("allocated", "configured", "resource.configured"),
+        ("configured", "deployed", "resource.deployed"),
+        ("deployed", "verified", "resource.verified"),
+        ("verified", "completed", "provisioning.completed"),
+    ]
 
 
 async def schema_exists(platform: Platform, schema: str) -> bool:
@@ -116,6 +156,8 @@ async def test_a_failure_at_each_step_leaves_nothing_behind(
     if step in ("configure", "deploy", "verify"):
         assert types[-1] == "allocation.released"
         assert ("deployment.rolled_back" in types) == (step in ("deploy", "verify")), types
+    moves = await announced_moves(platform, request["id"], ending=status)
+    assert moves[-1][1] == status and len({new for _, new, _ in moves}) == len(moves), moves
 
 
 async def test_fifty_requests_for_the_last_ten_seats(platform: Platform):

@@ -4,7 +4,7 @@ from events.contracts import ALL_EVENTS
 from events.contracts.deployment import ResourceVerified
 from events.contracts.requests import RequestSubmitted
 from events.envelope import Envelope
-from events.topics import ALL_TOPICS, EVENT_TOPICS
+from events.topics import ALL_TOPICS, EVENT_TOPICS, FOLLOWER_TOPICS
 
 
 def test_envelope_is_cloudevents_with_the_request_as_subject():
@@ -26,8 +26,8 @@ def test_envelope_is_cloudevents_with_the_request_as_subject():
 def test_every_event_has_a_unique_type_and_a_known_topic():
     types = [cls.type for cls in ALL_EVENTS]
     assert len(types) == len(set(types))
-    assert all(cls.topic in EVENT_TOPICS for cls in ALL_EVENTS)
-    assert set(EVENT_TOPICS) <= set(ALL_TOPICS)
+    assert all(cls.topic in EVENT_TOPICS + FOLLOWER_TOPICS for cls in ALL_EVENTS)
+    assert set(EVENT_TOPICS + FOLLOWER_TOPICS) <= set(ALL_TOPICS)
 
 
 def test_an_envelope_names_the_tenant_its_event_states_or_the_one_it_is_staged_for():

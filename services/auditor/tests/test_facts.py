@@ -20,7 +20,7 @@ from events.envelope import Event
 
 CONTRACT_MODULES = (requests, validation, allocation, configuration, deployment, processing)
 # The request statuses of the request-api's lifecycle, as its contract names them.
-STATUSES = set(requests.ALL_STATUSES)
+STATUSES = set(requests.RequestStatus)
 REQUEST_ID = uuid.uuid4()
 RESOURCE_ID = uuid.uuid4()
 NOW = datetime(2026, 11, 26, tzinfo=UTC)

@@ -1,3 +1,4 @@
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -6,18 +7,21 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from request_api.lifecycle import IN_FLIGHT, Transition
-from request_api.progress import ProgressMetrics, compensation_of
+from events.contracts.lifecycle import IN_FLIGHT
+from events.contracts.requests import RequestStatus
+from request_api.progress import ProgressMetrics, Transition, compensation_of
 
 SUBMITTED_AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def move(old: str, new: str, *, entered_after_s: float, at_s: float) -> Transition:
     return Transition(
+        request_id=uuid.uuid4(),
+        tenant="default",
         catalog_item="postgres_schema",
         operation="provision",
-        old=old,
-        new=new,
+        old=RequestStatus(old),
+        new=RequestStatus(new),
         submitted_at=SUBMITTED_AT,
         entered_old_at=SUBMITTED_AT + timedelta(seconds=entered_after_s),
         at=SUBMITTED_AT + timedelta(seconds=at_s),

@@ -38,8 +38,15 @@ def dead_letter_topic(service: str) -> str:
 # database (nobody consumes them in the pipeline; verifiers read them).
 AUDIT_CHECKPOINTS = "audit.checkpoints"
 
+# For whoever follows requests (webhooks, the live stream): the pipeline's services and the
+# audit do not consume them (the audit records the events that moved each status).
+FOLLOWER_TOPICS = (requests.STATUS_TOPIC,)
+
 ALL_TOPICS = (
-    EVENT_TOPICS + tuple(dead_letter_topic(service) for service in SERVICES) + (AUDIT_CHECKPOINTS,)
+    EVENT_TOPICS
+    + FOLLOWER_TOPICS
+    + tuple(dead_letter_topic(service) for service in SERVICES)
+    + (AUDIT_CHECKPOINTS,)
 )
 
 

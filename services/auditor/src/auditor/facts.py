@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from events.contracts import lifecycle
 from events.logs import SECRET_WORDS
 
 # Widths of the audit record's columns: hostile events must not make an insert fail.
@@ -49,12 +50,14 @@ class _Row:
     actor_field: str | None = None
 
 
-_ROWS: dict[str, _Row] = {
+# What each event says about the request's status (`before` and `after`) is the lifecycle's
+# table; a row here names its step, its outcome and who acted.
+_STEPS: dict[str, _Row] = {
     # request-api
-    "request.submitted": _Row("submission", "requested", None, "submitted", "requester"),
+    "request.submitted": _Row("submission", "requested", actor_field="requester"),
     "request.cancellation_requested": _Row("cancellation", "requested"),
     "request.compensation_retry_requested": _Row(
-        "compensation", "requested", "compensation_failed", "compensating", "requested_by"
+        "compensation", "requested", actor_field="requested_by"
     ),
     # The status moves on the validator's answer to a decision, not on the decision itself.
     "request.approved": _Row("approval", "approved", "awaiting_approval", None, "approver"),
@@ -66,34 +69,49 @@ _ROWS: dict[str, _Row] = {
     "resource.verification_requested": _Row(
         "verification", "requested", None, None, "requested_by"
     ),
+    # Not on the audited topics (the events that moved the status are), but readable.
+    "request.status_changed": _Row("status", "changed"),
     # validator
-    "request.validated": _Row("validation", "succeeded", "submitted", "validated"),
-    "request.awaiting_approval": _Row("approval", "requested", "submitted", "awaiting_approval"),
-    "request.rejected": _Row("validation", "rejected", "submitted", "rejected"),
-    "validation.failed": _Row("validation", "failed", "submitted", "failed"),
+    "request.validated": _Row("validation", "succeeded"),
+    "request.awaiting_approval": _Row("approval", "requested"),
+    "request.rejected": _Row("validation", "rejected"),
+    "validation.failed": _Row("validation", "failed"),
     # allocator
-    "resource.allocated": _Row("allocation", "succeeded", "validated", "allocated"),
-    "allocation.backordered": _Row("allocation", "backordered", "validated", "backordered"),
-    "allocation.failed": _Row("allocation", "failed", "validated", "failed"),
-    "allocation.released": _Row("compensation", "compensated", "compensating", "rolled_back"),
+    "resource.allocated": _Row("allocation", "succeeded"),
+    "allocation.backordered": _Row("allocation", "backordered"),
+    "allocation.failed": _Row("allocation", "failed"),
+    "allocation.released": _Row("compensation", "compensated"),
     "quota.warning_reached": _Row("quota", "warned"),
     # configurator
-    "resource.configured": _Row("configuration", "succeeded", "allocated", "configured"),
-    "configuration.failed": _Row("configuration", "failed", "allocated", "compensating"),
+    "resource.configured": _Row("configuration", "succeeded"),
+    "configuration.failed": _Row("configuration", "failed"),
     "configuration.rolled_back": _Row("compensation", "compensated"),
     # deployer
-    "resource.deployed": _Row("deployment", "succeeded", "configured", "deployed"),
-    "resource.verified": _Row("verification", "succeeded", "deployed", "verified"),
-    "provisioning.completed": _Row("completion", "succeeded", "verified", "completed"),
-    "provisioning.failed": _Row("deployment", "failed", "configured", "compensating"),
+    "resource.deployed": _Row("deployment", "succeeded"),
+    "resource.verified": _Row("verification", "succeeded"),
+    "provisioning.completed": _Row("completion", "succeeded"),
+    "provisioning.failed": _Row("deployment", "failed"),
     "deployment.rolled_back": _Row("compensation", "compensated"),
-    "compensation.failed": _Row("compensation", "failed", "compensating", "compensation_failed"),
+    "compensation.failed": _Row("compensation", "failed"),
     "drift.detected": _Row("drift", "detected"),
     "drift.resolved": _Row("drift", "resolved"),
     "resource.purged": _Row("retention", "purged"),
     # any service's consume loop
     "processing.retried": _Row("retry", "retried"),
 }
+
+
+def _with_move(event_type: str, row: _Row) -> _Row:
+    """The row with the status move the lifecycle gives its event, where the event alone
+    says it (a cancel moves only a request awaiting approval: its record cannot tell)."""
+    move = lifecycle.MOVES.get(event_type)
+    if move is None or move.only_from is not None:
+        return row
+    before = move.usually_from.value if move.usually_from is not None else None
+    return replace(row, before=before, after=move.to.value)
+
+
+_ROWS = {event_type: _with_move(event_type, row) for event_type, row in _STEPS.items()}
 _UNKNOWN = _Row("other", "recorded")
 
 _OPERATIONS_BESIDES_PROVISION = frozenset({"modify", "deprovision"})
@@ -227,8 +245,9 @@ def _after_refusal(row: _Row, data: Mapping[str, Any]) -> _Row:
     `failed`; a step that gave up on an error (`internal`, or no code) ends `rolled_back`.
     A cancel in flight ends `cancelled` instead, which the event alone cannot tell."""
     code = data.get("code")
-    clean = isinstance(code, str) and code not in ("", "internal")
-    return replace(row, after="failed" if clean else "rolled_back")
+    return replace(
+        row, after=lifecycle.end_of_refusal(code if isinstance(code, str) else None).value
+    )
 
 
 def _by_decision(row: _Row, data: Mapping[str, Any]) -> _Row:

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.entries import Entry
-from events.contracts import requests
+from events.contracts import lifecycle
 
 # A request's statuses that end it (the request-api's contract), and those that count as failed.
-TERMINAL = requests.TERMINAL_STATUSES
-FAILED = frozenset({"failed", "rolled_back", "compensation_failed"})
+TERMINAL = lifecycle.TERMINAL
+FAILED = lifecycle.FAILED
 # What a request does only once it may go ahead: after validation, allocation, completion.
 PROGRESS = frozenset({"request.validated", "resource.allocated", "provisioning.completed"})
 DECIDED = {"approve": "approved", "deny": "denied"}

@@ -24,6 +24,7 @@ from typing import Any
 
 from auditor.entries import Entry
 from auditor.timeline import moves, requesters_of
+from events.contracts import lifecycle
 
 _PROVISION_STATES = {
     "submitted": "requested",
@@ -43,7 +44,7 @@ _PROVISION_STATES = {
     "failed": "failed",
 }
 # A deprovision that ends any other way than completed leaves the resource as it was.
-_GAVE_UP = frozenset({"rejected", "failed", "rolled_back", "compensation_failed", "cancelled"})
+_GAVE_UP = lifecycle.UNSUCCESSFUL
 # What the resource is made of, as the events carry it.
 _VALUES = ("parameters", "configuration", "outputs")
 

@@ -10,13 +10,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from auditor.entries import Entry
-from events.contracts import requests
+from events.contracts import lifecycle
+from events.contracts.requests import RequestStatus
 
 RETRIED = "processing.retried"
 # The request's statuses, as its records' `after` moves it (the request-api's contract).
-FORWARD = requests.FORWARD_STATUSES
-ENDED = requests.TERMINAL_STATUSES
-_ENDS_OF_UNDOING = requests.ENDS_OF_UNDOING
+FORWARD = lifecycle.FORWARD
+ENDED = lifecycle.TERMINAL
+_ENDS_OF_UNDOING = lifecycle.ENDS_OF_UNDOING
 
 # Records that say a service finished a step of the journey (its answer to the step's input).
 _FINISHING = frozenset(
@@ -137,11 +138,13 @@ def moves(current: str | None, new: str) -> bool:
         return new in _ENDS_OF_UNDOING
     if current == "completed":
         # A cancel that raced the completion undoes it.
-        return new == requests.UNDOING or new in _ENDS_OF_UNDOING
+        return new == RequestStatus.COMPENSATING or new in _ENDS_OF_UNDOING
     if current in ENDED:
         return False
     if new in FORWARD:
-        return current in FORWARD and FORWARD.index(new) > FORWARD.index(current)
+        return current in FORWARD and FORWARD.index(RequestStatus(new)) > FORWARD.index(
+            RequestStatus(current)
+        )
     return True
 
 

@@ -16,9 +16,13 @@ from apikeys import Caller
 from apikeys.authorization import Action, documented
 from catalog import Catalog
 from events import ServiceRuntime
-from events.contracts.requests import CancellationRequested, CompensationRetryRequested
+from events.contracts.requests import (
+    CancellationRequested,
+    CompensationRetryRequested,
+    RequestStatus,
+)
 from events.http import ProblemError
-from request_api import leases, planning, repository
+from request_api import leases, planning, repository, status
 from request_api.access import guarded_request
 from request_api.api_common import (
     Decision,
@@ -134,11 +138,17 @@ def create_router(
                 session,
                 CancellationRequested(request_id=request_id, reason=f"cancelled by {caller.name}"),
             )
-            if request.status == "awaiting_approval":
+            if request.status == RequestStatus.AWAITING_APPROVAL:
                 # Nothing was held yet and no step will hear of it again: it ends here.
                 await approval_workflow.withdraw(session, request_id, tenant=caller.tenant)
-                moved = await repository.move_request(session, request_id, "cancelled")
-                progress.moved(session, moved)
+                await status.move(
+                    session,
+                    request_id,
+                    RequestStatus.CANCELLED,
+                    cause=CancellationRequested.type,
+                    publish=partial(runtime.publish, session),
+                    progress=progress,
+                )
                 await session.refresh(request)
         return JSONResponse(
             request.public(), status_code=202, headers={"ETag": etag(request.version)}
@@ -152,11 +162,16 @@ def create_router(
     async def retry_compensation(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
         """After `compensation_failed` and whatever blocked it was fixed: undo again."""
         async with runtime.tenant_transaction(caller.tenant) as session:
-            await guarded_request(session, request_id, caller, Action.RETRY_COMPENSATION)
-            request = await repository.reopen_compensation(
-                session, request_id, tenant=caller.tenant
+            request = await guarded_request(session, request_id, caller, Action.RETRY_COMPENSATION)
+            reopened = await status.move(
+                session,
+                request_id,
+                RequestStatus.COMPENSATING,
+                cause=CompensationRetryRequested.type,
+                publish=partial(runtime.publish, session),
+                progress=progress,
             )
-            if request is None:
+            if reopened is None:
                 await _refuse(
                     session,
                     request_id,
@@ -164,7 +179,7 @@ def create_router(
                     "Nothing to retry",
                     "Only a request whose compensation failed can be retried.",
                 )
-            progress.compensation_retried(session, request.catalog_item)
+            await session.refresh(request)
             runtime.publish(
                 session,
                 CompensationRetryRequested(request_id=request_id, requested_by=caller.name),

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from request_api.lifecycle import TERMINAL
-
-FAILURES = frozenset({"rejected", "failed", "rolled_back", "compensation_failed", "cancelled"})
+from events.contracts.lifecycle import TERMINAL, UNSUCCESSFUL
 
 
 def roll_up(statuses: Sequence[str], *, all_or_nothing: bool, live_resources: int) -> str:
@@ -22,4 +20,4 @@ def roll_up(statuses: Sequence[str], *, all_or_nothing: bool, live_resources: in
 
 
 def must_undo(statuses: Sequence[str], *, all_or_nothing: bool) -> bool:
-    return all_or_nothing and any(status in FAILURES for status in statuses)
+    return all_or_nothing and any(status in UNSUCCESSFUL for status in statuses)

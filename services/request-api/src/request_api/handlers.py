@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog import Catalog
-from events import HandlerContext, Router
+from events import Event, HandlerContext, Router
+from events.contracts import lifecycle
 from events.contracts.allocation import (
     AllocationBackordered,
     AllocationFailed,
@@ -24,18 +25,19 @@ from events.contracts.deployment import (
     ResourceDeployed,
     ResourceVerified,
 )
-from events.contracts.requests import CancellationRequested
+from events.contracts.requests import CancellationRequested, RequestStatus
 from events.contracts.validation import (
     ApprovalRequired,
     RequestRejected,
     RequestValidated,
     ValidationFailed,
 )
-from request_api import bundles, lifecycle, repository, submissions
+from request_api import bundles, repository, status, submissions
 from request_api.approvals import workflow as approvals
 from request_api.progress import ProgressMetrics
 
 router = Router()
+S = RequestStatus
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,12 @@ Context = HandlerContext[Deps]
 
 @router.on(RequestValidated)
 async def on_validated(event: RequestValidated, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "validated")
+    await _move(ctx, event, S.VALIDATED)
 
 
 @router.on(ApprovalRequired)
 async def on_awaiting_approval(event: ApprovalRequired, ctx: Context) -> None:
-    if await _move(ctx, event.request_id, "awaiting_approval"):
+    if await _move(ctx, event, S.AWAITING_APPROVAL):
         approvals.open_first_stage(
             ctx.session, ctx.deps.catalog, event, cap_s=ctx.deps.approval_time_cap_s
         )
@@ -68,34 +70,34 @@ async def on_rejected(event: RequestRejected, ctx: Context) -> None:
         {"step": "validation", **problem.model_dump(), "policy": event.policy_version}
         for problem in event.reasons
     ]
-    await _move(ctx, event.request_id, "rejected", reasons=reasons)
+    await _move(ctx, event, S.REJECTED, reasons=reasons)
     await repository.settle_resource_of(ctx.session, event.request_id, retired=False)
     await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(AllocationBackordered)
 async def on_backordered(event: AllocationBackordered, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "backordered")
+    await _move(ctx, event, S.BACKORDERED)
 
 
 @router.on(ResourceAllocated)
 async def on_allocated(event: ResourceAllocated, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "allocated")
+    await _move(ctx, event, S.ALLOCATED)
 
 
 @router.on(ResourceConfigured)
 async def on_configured(event: ResourceConfigured, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "configured")
+    await _move(ctx, event, S.CONFIGURED)
 
 
 @router.on(ResourceDeployed)
 async def on_deployed(event: ResourceDeployed, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "deployed")
+    await _move(ctx, event, S.DEPLOYED)
 
 
 @router.on(ResourceVerified)
 async def on_verified(event: ResourceVerified, ctx: Context) -> None:
-    await _move(ctx, event.request_id, "verified")
+    await _move(ctx, event, S.VERIFIED)
 
 
 @router.on(ProvisioningCompleted)
@@ -108,7 +110,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
         )
     elif await repository.cancel_requested(ctx.session, event.request_id):
         # Cancelled in time: the deployer removes what it just created.
-        await _move(ctx, event.request_id, "compensating")
+        await _move(ctx, event, S.COMPENSATING)
         return
     else:
         item = ctx.deps.catalog.get(event.catalog_item)
@@ -127,7 +129,7 @@ async def on_completed(event: ProvisioningCompleted, ctx: Context) -> None:
             monthly_cost=item.monthly_cost if item else 0.0,
             expires_at=await repository.expiry_of_request(ctx.session, event.request_id),
         )
-    await _move(ctx, event.request_id, "completed", resource_id=event.resource_id)
+    await _move(ctx, event, S.COMPLETED, resource_id=event.resource_id)
     await undo_failed_bundle(ctx, event.request_id)
 
 
@@ -143,67 +145,69 @@ async def on_drift_resolved(event: DriftResolved, ctx: Context) -> None:
 
 @router.on(ValidationFailed)
 async def on_validation_failed(event: ValidationFailed, ctx: Context) -> None:
-    await _failed(ctx, event.request_id, "validation", event.reason, event.code)
+    await _failed(ctx, event, "validation", event.reason, event.code)
 
 
 @router.on(AllocationFailed)
 async def on_allocation_failed(event: AllocationFailed, ctx: Context) -> None:
-    await _failed(ctx, event.request_id, "allocation", event.reason, event.code)
+    await _failed(ctx, event, "allocation", event.reason, event.code)
 
 
 @router.on(ConfigurationFailed)
 async def on_configuration_failed(event: ConfigurationFailed, ctx: Context) -> None:
     reason = _reason("configuration", event.reason, event.code)
-    await _move(ctx, event.request_id, "compensating", reason=reason)
+    await _move(ctx, event, S.COMPENSATING, reason=reason)
 
 
 @router.on(ProvisioningFailed)
 async def on_provisioning_failed(event: ProvisioningFailed, ctx: Context) -> None:
     if event.operation != "provision":
         # The resource is still there: nothing to undo.
-        await _failed(ctx, event.request_id, "deployment", event.reason, event.code)
+        await _failed(ctx, event, "deployment", event.reason, event.code)
         return
     reason = _reason(event.step, event.reason, event.code)
-    await _move(ctx, event.request_id, "compensating", reason=reason)
+    await _move(ctx, event, S.COMPENSATING, reason=reason)
 
 
 @router.on(AllocationReleased)
 async def on_released(event: AllocationReleased, ctx: Context) -> None:
     if event.operation == "provision":
-        await _move(ctx, event.request_id, await _end_of_undo(ctx, event))
+        await _move(ctx, event, await _end_of_undo(ctx, event))
         await undo_failed_bundle(ctx, event.request_id)
 
 
 @router.on(CompensationFailed)
 async def on_compensation_failed(event: CompensationFailed, ctx: Context) -> None:
     reason = _reason(f"compensation of {event.step}", event.reason, "compensation_failed")
-    await _move(ctx, event.request_id, "compensation_failed", reason=reason)
+    await _move(ctx, event, S.COMPENSATION_FAILED, reason=reason)
     await undo_failed_bundle(ctx, event.request_id)
 
 
-async def _move(ctx: Context, request_id: uuid.UUID, status: str, **changes: Any) -> bool:
-    """Move the request (see `repository.move_request`), its progress measured."""
-    moved = await repository.move_request(ctx.session, request_id, status, **changes)
-    ctx.deps.progress.moved(ctx.session, moved)
+async def _move(ctx: Context, event: Event, to: RequestStatus, **changes: Any) -> bool:
+    """Move the event's request through the doorway, the event its cause."""
+    moved = await status.move(
+        ctx.session,
+        event.request_id,
+        to,
+        cause=event.type,
+        publish=ctx.emit,
+        progress=ctx.deps.progress,
+        **changes,
+    )
     return moved is not None
 
 
-async def _end_of_undo(ctx: Context, event: AllocationReleased) -> str:
+async def _end_of_undo(ctx: Context, event: AllocationReleased) -> RequestStatus:
     cancelled = await repository.cancel_requested(ctx.session, event.request_id)
-    return "cancelled" if cancelled else "rolled_back"
+    return S.CANCELLED if cancelled else S.ROLLED_BACK
 
 
-async def _failed(
-    ctx: Context, request_id: uuid.UUID, step: str, message: str, code: str | None
-) -> None:
-    """A clean refusal (quota, stock, name) ends `failed`. A step that gave up on an error
-    (`internal`) ends `rolled_back`: its transaction was undone, and nothing was held before
-    it, so the compensation is complete at once."""
-    reason = _reason(step, message, code)
+async def _failed(ctx: Context, event: Event, step: str, message: str, code: str | None) -> None:
+    """A step refused a request it held nothing for: it ends as the lifecycle says."""
+    request_id = event.request_id
     cancelled = await repository.cancel_requested(ctx.session, request_id)
-    gave_up = (code or "internal") == "internal"
-    status = "cancelled" if cancelled else "rolled_back" if gave_up else "failed"
-    await _move(ctx, request_id, status, reason=reason)
+    to = lifecycle.end_of_refusal(code, cancel_requested=cancelled)
+    await _move(ctx, event, to, reason=_reason(step, message, code))
     await repository.settle_resource_of(ctx.session, request_id, retired=False)
     await undo_failed_bundle(ctx, request_id)
 
@@ -229,7 +233,7 @@ async def undo_failed_bundle(ctx: Context, request_id: uuid.UUID) -> None:
         if await repository.request_cancel(ctx.session, member.id, tenant=member.tenant, by=by):
             reason = "another item of its all-or-nothing bundle failed"
             ctx.emit(CancellationRequested(request_id=member.id, reason=reason))
-    completed = [m.id for m in members if m.status == "completed"]
+    completed = [m.id for m in members if m.status == S.COMPLETED]
     for resource in await repository.live_resources(ctx.session, completed):
         if resource.state != "active":
             continue

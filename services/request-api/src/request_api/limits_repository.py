@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from request_api.lifecycle import TERMINAL
+from events.contracts.lifecycle import TERMINAL
 from request_api.models import ProvisioningRequest
 
 

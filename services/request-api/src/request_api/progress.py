@@ -8,15 +8,18 @@ every replica reports the same numbers: dashboards take max() over instances.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from events.contracts import lifecycle
+from events.contracts.requests import RequestStatus
 from events.metrics import after_commit
-from request_api import lifecycle, repository
+from request_api import repository
 
 # From a step of a few milliseconds to a backorder's day or an approval's week.
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
@@ -24,7 +27,30 @@ BUCKETS = (
     *(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     *(_MINUTE, 5 * _MINUTE, 15 * _MINUTE, _HOUR, 4 * _HOUR, _DAY, 7 * _DAY),
 )
-_ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed"})
+_ENDS_OF_UNDOING = frozenset({RequestStatus.ROLLED_BACK, RequestStatus.COMPENSATION_FAILED})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change as the database made it, with what its metrics need."""
+
+    request_id: uuid.UUID
+    tenant: str
+    catalog_item: str
+    operation: str
+    old: RequestStatus
+    new: RequestStatus
+    submitted_at: datetime
+    entered_old_at: datetime
+    at: datetime
+
+    @property
+    def seconds_in_old(self) -> float:
+        return max((self.at - self.entered_old_at).total_seconds(), 0.0)
+
+    @property
+    def seconds_since_submitted(self) -> float:
+        return max((self.at - self.submitted_at).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True)
@@ -75,15 +101,12 @@ class ProgressMetrics:
             metrics.stuck.labels(status)  # 0 until counted: every series exists from the start
         return metrics
 
-    def moved(self, session: AsyncSession, transition: lifecycle.Transition | None) -> None:
+    def moved(self, session: AsyncSession, transition: Transition | None) -> None:
         """Observe `transition` once `session` commits (a batch run again counts once)."""
         if transition is not None:
             after_commit(session, partial(self._observe, transition))
 
-    def compensation_retried(self, session: AsyncSession, catalog_item: str) -> None:
-        after_commit(session, self.compensations_started.labels(catalog_item).inc)
-
-    def _observe(self, move: lifecycle.Transition) -> None:
+    def _observe(self, move: Transition) -> None:
         item, operation = move.catalog_item, move.operation
         self.stage_duration.labels(move.old, item, operation).observe(move.seconds_in_old)
         if move.new in lifecycle.TERMINAL:
@@ -98,10 +121,10 @@ class ProgressMetrics:
 def compensation_of(old: str, new: str) -> tuple[bool, str | None]:
     """Whether a move starts undoing a request, and how undoing ended if it ends it. A step
     that gave up before anything was held goes straight to `rolled_back`: undone at once."""
-    if new == lifecycle.UNDOING:
+    if new == RequestStatus.COMPENSATING:
         return True, None
-    undoing = old == lifecycle.UNDOING
-    if new in _ENDS_OF_UNDOING or (new == "cancelled" and undoing):
+    undoing = old == RequestStatus.COMPENSATING
+    if new in _ENDS_OF_UNDOING or (new == RequestStatus.CANCELLED and undoing):
         return not undoing, new
     return False, None
 

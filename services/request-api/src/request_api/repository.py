@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,8 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from request_api import lifecycle
+from events.contracts import lifecycle
+from events.contracts.requests import RequestStatus
 from request_api.models import Bundle, ProvisioningRequest, Resource
 
 
@@ -42,7 +44,7 @@ async def add_request(
         expires_at=expires_at,
         bundle_id=bundle_id,
         rotate_credentials=rotate_credentials,
-        status=lifecycle.SUBMITTED,
+        status=RequestStatus.SUBMITTED,
         status_changed_at=now,
         reasons=[],
     )
@@ -60,17 +62,32 @@ async def get_request(
     )
 
 
+@dataclass(frozen=True)
+class MovedRow:
+    """What a status move found and left in the request's row."""
+
+    tenant: str
+    catalog_item: str
+    operation: str
+    old: str
+    created_at: datetime
+    entered_old_at: datetime
+    status_changed_at: datetime
+
+
 async def move_request(
     session: AsyncSession,
     request_id: uuid.UUID,
     status: str,
     *,
+    cause: str,
     reason: dict[str, Any] | None = None,
     reasons: list[dict[str, Any]] | None = None,
     resource_id: uuid.UUID | None = None,
-) -> lifecycle.Transition | None:
-    """Move the request to `status` unless it is already further along; None if it did not
-    move. Reasons are recorded either way: a late failure still explains a rollback."""
+) -> MovedRow | None:
+    """The query of `status.move` (the only caller): move the request to `status` if the
+    lifecycle lets `cause` move it from where it is; None if it did not move. Reasons are
+    added either way."""
     added = [*([reason] if reason else []), *(reasons or [])]
     if added:
         await session.execute(
@@ -90,7 +107,7 @@ async def move_request(
             )
             .where(
                 ProvisioningRequest.id == request_id,
-                ProvisioningRequest.status.in_(lifecycle.may_move_from(status)),
+                ProvisioningRequest.status.in_(lifecycle.may_move_from(status, cause=cause)),
             )
             .with_for_update()
         )
@@ -104,9 +121,9 @@ async def move_request(
     }
     if resource_id is not None:
         changes["resource_id"] = resource_id
-    if status == lifecycle.CANCELLED and before.cancel_requested_at is not None:
+    if status == RequestStatus.CANCELLED and before.cancel_requested_at is not None:
         # Who cancelled it, and when: the reason a reader of a cancelled request looks for.
-        said = lifecycle.cancel_reason(before.cancelled_by, before.cancel_requested_at)
+        said = cancel_reason(before.cancelled_by, before.cancel_requested_at)
         changes["reasons"] = ProvisioningRequest.reasons.op("||")(literal([said], JSONB))
     after = (
         await session.execute(
@@ -114,6 +131,7 @@ async def move_request(
             .where(ProvisioningRequest.id == request_id)
             .values(**changes)
             .returning(
+                ProvisioningRequest.tenant,
                 ProvisioningRequest.catalog_item,
                 ProvisioningRequest.operation,
                 ProvisioningRequest.created_at,
@@ -124,15 +142,27 @@ async def move_request(
             .execution_options(synchronize_session=False)
         )
     ).one()
-    return lifecycle.Transition(
+    return MovedRow(
+        tenant=after.tenant,
         catalog_item=after.catalog_item,
         operation=after.operation,
         old=before.status,
-        new=status,
-        submitted_at=after.created_at,
+        created_at=after.created_at,
         entered_old_at=before.status_changed_at,
-        at=after.status_changed_at,
+        status_changed_at=after.status_changed_at,
     )
+
+
+def cancel_reason(by: str | None, at: datetime) -> dict[str, str | None]:
+    """The reason a cancelled request carries: who cancelled it, and when."""
+    who = by or "the platform"
+    return {
+        "step": "cancel",
+        "code": "cancelled",
+        "message": f"cancelled by {who} at {at.isoformat()}",
+        "by": who,
+        "at": at.isoformat(),
+    }
 
 
 async def stuck_requests(session: AsyncSession, *, longer_than: timedelta) -> dict[str, int]:
@@ -348,27 +378,6 @@ async def live_resources(session: AsyncSession, request_ids: list[uuid.UUID]) ->
                 )
             )
         ).all()
-    )
-
-
-async def reopen_compensation(
-    session: AsyncSession, request_id: uuid.UUID, *, tenant: str
-) -> ProvisioningRequest | None:
-    """compensation_failed → compensating, for an operator's retry (the one way back)."""
-    return await session.scalar(
-        update(ProvisioningRequest)
-        .where(
-            ProvisioningRequest.id == request_id,
-            ProvisioningRequest.tenant == tenant,
-            ProvisioningRequest.status == "compensation_failed",
-        )
-        .values(
-            status="compensating",
-            status_changed_at=func.statement_timestamp(),
-            updated_at=func.now(),
-        )
-        .returning(ProvisioningRequest)
-        .execution_options(synchronize_session=False)
     )
 
 

@@ -19,6 +19,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     requests.RequestApproved,
     requests.RequestDenied,
     requests.VerificationRequested,
+    requests.RequestStatusChanged,
     validation.RequestValidated,
     validation.RequestRejected,
     validation.ValidationFailed,

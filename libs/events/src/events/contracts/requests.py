@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from events.contracts.common import RequestFacts
@@ -9,24 +10,31 @@ from events.envelope import Event
 
 TOPIC = "provisioning.requests"
 
-# A request's statuses, as the request-api's lifecycle moves them: part of its contract (its
-# API answers them; the audit rebuilds them from the events). The lifecycle's rules are its own.
-SUBMITTED = "submitted"
-FORWARD_STATUSES = (
-    SUBMITTED,
-    "awaiting_approval",
-    "validated",
-    "backordered",
-    "allocated",
-    "configured",
-    "deployed",
-    "verified",
-)
-UNDOING = "compensating"
-CANCELLED = "cancelled"
-ENDS_OF_UNDOING = frozenset({"rolled_back", "compensation_failed", CANCELLED})
-TERMINAL_STATUSES = frozenset({"completed", "rejected", "failed", *ENDS_OF_UNDOING})
-ALL_STATUSES = (*FORWARD_STATUSES, UNDOING, *sorted(TERMINAL_STATUSES))
+# Where the request-api announces each change of a request's status (`RequestStatusChanged`):
+# a topic of its own, so that the pipeline's consumers never read them back and throw them away.
+STATUS_TOPIC = "provisioning.request-statuses"
+
+
+class RequestStatus(StrEnum):
+    """A request's status, as the request-api's lifecycle moves it: part of its contract (its
+    API answers them, the audit rebuilds them). Which event moves which status to which is
+    `events.contracts.lifecycle`."""
+
+    SUBMITTED = "submitted"
+    AWAITING_APPROVAL = "awaiting_approval"
+    VALIDATED = "validated"
+    BACKORDERED = "backordered"
+    ALLOCATED = "allocated"
+    CONFIGURED = "configured"
+    DEPLOYED = "deployed"
+    VERIFIED = "verified"
+    COMPLETED = "completed"
+    COMPENSATING = "compensating"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled_back"
+    COMPENSATION_FAILED = "compensation_failed"
 
 
 class RequestSubmitted(Event, RequestFacts):
@@ -141,3 +149,21 @@ class VerificationRequested(Event):
 
     resource_id: uuid.UUID
     requested_by: str
+
+
+class RequestStatusChanged(Event):
+    """A request's status moved: staged by the request-api's one doorway for statuses in the
+    transaction that moved it, for whoever follows requests (webhooks, the live stream)."""
+
+    type = "request.status_changed"
+    topic = STATUS_TOPIC
+
+    request_id: uuid.UUID
+    tenant: str
+    catalog_item: str
+    operation: str
+    old: RequestStatus
+    new: RequestStatus
+    # The event (its `type`) that moved it; the lifecycle table says which may.
+    cause: str
+    at: datetime

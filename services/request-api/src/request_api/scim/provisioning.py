@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import Catalog, entitlements
 from events import ServiceRuntime
+from events.contracts import lifecycle
 from events.contracts.requests import CancellationRequested
-from request_api import lifecycle, repository
+from request_api import repository
 from request_api.api_bundles import file_bundle
 from request_api.api_common import NewRequest, change_problems, item_problems
 from request_api.api_people import offboard_person

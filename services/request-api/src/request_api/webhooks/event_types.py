@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from request_api import lifecycle
+from events.contracts import lifecycle
+from events.contracts.requests import RequestStatus
 
 RESOURCE_STATES = ("active", "retiring", "retired")
 KNOWN = frozenset(
-    {f"request.{status}" for status in lifecycle.ALL}
+    {f"request.{status}" for status in RequestStatus}
     | {f"resource.{state}" for state in RESOURCE_STATES}
     | {"request.reasons_added", "resource.drift_detected", "resource.drift_resolved"}
 )
