@@ -21,6 +21,7 @@ from deployer.drivers.base import Placement, TargetConflict, TargetUnavailable
 from deployer.drivers.webhooks import LicenceDriver, MdmDriver, WebhookTarget
 from devstack import receiver
 from devstack.config import StackConfig
+from devstack.receiver.signing import SYSTEMS
 from events import PermanentError
 from events.outbound import AllowList
 
@@ -132,7 +133,7 @@ def events_of(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_secrets_are_generated_once_private_and_prefixed(config: StackConfig) -> None:
-    for system in receiver.SYSTEMS:
+    for system in SYSTEMS:
         path = receiver.secret_file(config, system)
         first = path.read_text()
         assert first.startswith("whsec_") and len(first.strip()) > 40
