@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from auditor.compliance.formats import csv_cell, report_csv, report_html
+from auditor.compliance.reports import SECTIONS, Period, Price, Report, build
 from auditor.entries import Entry, entry_of
 from auditor.facts import facts_of
 from auditor.models import AuditRecord
-from auditor.report_formats import csv_cell, report_csv, report_html
-from auditor.reports import SECTIONS, Period, Price, Report, build
 
 TENANT = "acme"
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from apikeys import ApiKeyBearer, Caller
 from apikeys.authorization import Action, Forbidden, Relation, documented, relations
-from auditor import entries, evidence, reads, repository, sealing, timeline, verification
+from auditor import entries, evidence, read_access, repository, sealing, timeline, verification
 from auditor.models import AuditRecord
 from events import ServiceRuntime
 from events.http import PRINTABLE, ProblemError, UtcMoment
@@ -39,12 +39,16 @@ def create_router(
     OverseerDep = Annotated[
         Caller,
         Depends(
-            authenticate.then(reads.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS))
+            authenticate.then(
+                read_access.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS)
+            )
         ),
     ]
     ExporterDep = Annotated[
         Caller,
-        Depends(authenticate.then(reads.only_who_may(runtime, chain_key, Action.EXPORT_AUDIT))),
+        Depends(
+            authenticate.then(read_access.only_who_may(runtime, chain_key, Action.EXPORT_AUDIT))
+        ),
     ]
 
     @router.get("/requests/{request_id}", openapi_extra=documented(Action.READ_AUDIT))
@@ -55,10 +59,10 @@ def create_router(
         async with runtime.tenant_transaction(caller.tenant) as session:
             records = await repository.records_of_request(session, str(request_id))
         people = timeline.requesters_of(entries.entry_of(record) for record in records)
-        allowed = reads.may_read(caller, people)
+        allowed = read_access.may_read(caller, people)
         query = {"request_id": str(request_id), "view": "history"}
         refused = bool(records) and not allowed
-        await reads.record(
+        await read_access.record(
             runtime, chain_key, caller, query, len(records) if allowed else 0, refused=refused
         )
         if not records:
@@ -83,10 +87,10 @@ def create_router(
         acted for), event type and time. An auditor or admin reads every record of the
         tenant; anyone else only those they acted in or were acted for. The read itself is
         recorded."""
-        overseer = reads.oversees(caller)
+        overseer = read_access.oversees(caller)
         if not overseer and person not in (None, caller.name):
             refused = {"person": person, "view": "records"}
-            await reads.record(runtime, chain_key, caller, refused, 0, refused=True)
+            await read_access.record(runtime, chain_key, caller, refused, 0, refused=True)
             raise Forbidden(Action.READ_AUDIT)
         query = {
             "request_id": str(request_id) if request_id else None,
@@ -103,7 +107,7 @@ def create_router(
                 after_seq=_after(cursor),
                 limit=limit,
             )
-        await reads.record(
+        await read_access.record(
             runtime,
             chain_key,
             caller,
@@ -151,9 +155,9 @@ def create_router(
         if record is None:
             raise ProblemError(404, "No such audit record")
         people = {person for person in (record.actor, record.on_behalf_of) if person}
-        allowed = reads.may_read(caller, people)
+        allowed = read_access.may_read(caller, people)
         query = {"seq": seq, "view": "proof"}
-        await reads.record(
+        await read_access.record(
             runtime, chain_key, caller, query, 1 if allowed else 0, refused=not allowed
         )
         if not allowed:
@@ -193,7 +197,7 @@ def create_router(
             rows = await repository.records_between(session, first, last)
         readable = {r.seq for r in rows if everyone or r.tenant == caller.tenant}
         query = {"first": first, "last": last, "view": "export"}
-        await reads.record(runtime, chain_key, caller, query, len(readable))
+        await read_access.record(runtime, chain_key, caller, query, len(readable))
         return {
             "records": [
                 {

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from apikeys import OAuthSettings, bearer_auth, create_identity_engine
-from auditor import api, checkpoints, handlers, models, reading, reporting, reports
+from auditor import api, api_replay, checkpoints, handlers, models
+from auditor.compliance import api as compliance_api
+from auditor.compliance import reports
 from auditor.sealing import Sealer, SealPolicy
 from auditor.settings import Settings
 from catalog import load_catalog
@@ -43,8 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     prices = {name: reports.Price(item.monthly_cost) for name, item in load_catalog().items.items()}
     routers = [
         api.create_router(runtime, authenticate, chain_key=chain_key, sealer=sealer),
-        reading.create_router(runtime, authenticate, chain_key=chain_key),
-        reporting.create_router(
+        api_replay.create_router(runtime, authenticate, chain_key=chain_key),
+        compliance_api.create_router(
             runtime, authenticate, chain_key=chain_key, sealer=sealer, prices=prices
         ),
     ]

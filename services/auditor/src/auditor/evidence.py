@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auditor import checkpoints, merkle, report_formats, repository, sealing
+from auditor import checkpoints, merkle, repository, sealing
+from auditor.compliance import formats
 from auditor.models import AuditRecord
 
 RECORDS = "records.jsonl"
@@ -190,7 +191,7 @@ def summary_html(summary: Mapping[str, Any], extra: Sequence[tuple[str, Any]] = 
     steps = journey.get("steps") if isinstance(journey, Mapping) else None
     if isinstance(steps, list):
         tables.insert(0, ("Steps", STEP_COLUMNS, [s for s in steps if isinstance(s, Mapping)]))
-    return report_formats.html_page(f"Evidence: request {summary['request_id']}", facts, tables)
+    return formats.html_page(f"Evidence: request {summary['request_id']}", facts, tables)
 
 
 def build_pack(

@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 
 from apikeys import ApiKeyBearer, Caller
 from apikeys.authorization import Action, Forbidden, documented
-from auditor import entries, reads, repository, resource_state, timeline
+from auditor import entries, read_access, repository, resource_state, timeline
 from events import ServiceRuntime
 from events.http import ProblemError, UtcMoment
 
@@ -34,10 +34,10 @@ def create_router(
         async with runtime.tenant_transaction(caller.tenant) as session:
             records = await repository.records_of_request(session, str(request_id))
         views = [entries.entry_of(record) for record in records]
-        allowed = reads.may_read(caller, timeline.requesters_of(views))
+        allowed = read_access.may_read(caller, timeline.requesters_of(views))
         query = {"request_id": str(request_id), "view": "timeline"}
         refused = bool(views) and not allowed
-        await reads.record(
+        await read_access.record(
             runtime, chain_key, caller, query, len(views) if allowed else 0, refused=refused
         )
         if not views:
@@ -58,12 +58,12 @@ def create_router(
             records = await repository.records_of_resource(session, str(resource_id), until=moment)
         views = [entries.entry_of(record) for record in records]
         state = resource_state.state_at(str(resource_id), moment, views)
-        allowed = state is not None and reads.may_read(
+        allowed = state is not None and read_access.may_read(
             caller, resource_state.people_of(state, views)
         )
         query = {"resource_id": str(resource_id), "at": moment.isoformat(), "view": "state"}
         refused = state is not None and not allowed
-        await reads.record(
+        await read_access.record(
             runtime, chain_key, caller, query, len(views) if allowed else 0, refused=refused
         )
         if state is None:

@@ -13,16 +13,8 @@ from fastapi.responses import JSONResponse, Response
 
 from apikeys import ApiKeyBearer, Caller
 from apikeys.authorization import Action, documented
-from auditor import (
-    entries,
-    evidence,
-    reads,
-    report_formats,
-    reports,
-    repository,
-    sealing,
-    timeline,
-)
+from auditor import entries, evidence, read_access, repository, sealing, timeline
+from auditor.compliance import formats, reports
 from events import ServiceRuntime
 from events.http import ProblemError, UtcMoment
 
@@ -63,7 +55,9 @@ def create_router(
     OverseerDep = Annotated[
         Caller,
         Depends(
-            authenticate.then(reads.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS))
+            authenticate.then(
+                read_access.only_who_may(runtime, chain_key, Action.READ_AUDIT_REPORTS)
+            )
         ),
     ]
 
@@ -101,18 +95,18 @@ def create_router(
             "format": format,
             **({"section": section} if section else {}),
         }
-        await reads.record(runtime, chain_key, caller, query, report.records)
+        await read_access.record(runtime, chain_key, caller, query, report.records)
         if format == "csv" and section is not None:
             return Response(
-                report_formats.report_csv(report, section),
-                media_type=report_formats.CSV_MEDIA_TYPE,
+                formats.report_csv(report, section),
+                media_type=formats.CSV_MEDIA_TYPE,
                 headers={"Content-Disposition": f'attachment; filename="{section}.csv"'},
             )
         chosen = [section] if section else list(reports.SECTIONS)
         if format == "html":
             return Response(
-                report_formats.report_html(report, chosen),
-                media_type=report_formats.HTML_MEDIA_TYPE,
+                formats.report_html(report, chosen),
+                media_type=formats.HTML_MEDIA_TYPE,
             )
         body = report.to_dict()
         body["sections"] = {name: body["sections"][name] for name in chosen}
@@ -143,7 +137,7 @@ def create_router(
                 f"{len(unsealed)} of its records await their checkpoint; retry shortly.",
             )
         query = {"request_id": str(request_id), "view": "evidence"}
-        await reads.record(runtime, chain_key, caller, query, len(records))
+        await read_access.record(runtime, chain_key, caller, query, len(records))
         journey = timeline.timeline_of(str(request_id), [entries.entry_of(r) for r in records])
         pack = evidence.build_pack(
             str(request_id),

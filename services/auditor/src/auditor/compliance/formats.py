@@ -10,7 +10,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from auditor.reports import SECTIONS, TITLES, Report
+from auditor.compliance.reports import SECTIONS, TITLES, Report
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 HTML_MEDIA_TYPE = "text/html; charset=utf-8"
