@@ -256,10 +256,23 @@ def test_service_runs_as_its_own_login_and_the_owner_only_creates_its_schema(
     assert login == app.module
     assert login in created_logins()
     assert f"GRANT CONNECT ON DATABASE {app.module} TO {login};" in DATABASES_SCRIPT.read_text()
-    owner = make_url(env["SCHEMA_DATABASE_URL"])
-    assert (owner.username, owner.database) == ("postgres", app.module)
+    assert "SCHEMA_DATABASE_URL" not in env  # the owner's login stays out of the service
     if "IDENTITY_DATABASE_URL" in env:
         assert make_url(env["IDENTITY_DATABASE_URL"]).username == login
+    # Its migrations job: as the owner, granting the service's login, done before it starts.
+    job = f"{app.name}-migrations"
+    assert service(compose, job)["command"] == [
+        "python",
+        "-m",
+        "events.migrations",
+        "upgrade",
+        f"{app.module}.migrations",
+    ]
+    owner = make_url(environment(compose, job)["SCHEMA_DATABASE_URL"])
+    assert (owner.username, owner.database) == ("postgres", app.module)
+    assert environment(compose, job)["DATABASE_URL"] == env["DATABASE_URL"]
+    assert dependencies(compose, app.name)[job] == "service_completed_successfully"
+    assert dependencies(compose, job) == {"postgres": "service_healthy"}
 
 
 @each_app
@@ -369,7 +382,15 @@ def test_admin_key_job_writes_to_its_own_volume(compose: Compose) -> None:
     key_file = PurePosixPath(option(job["command"], "--admin-key-file"))
     assert mount_source(job["volumes"], key_file) in compose["volumes"]
     assert make_url(option(job["command"], "--identity-database-url")).database == "identity"
-    assert dependencies(compose, "secrets") == {"postgres": "service_healthy"}
+    # The admin key goes into the keys' table, which the identity migrations make.
+    assert dependencies(compose, "secrets") == {
+        "postgres": "service_healthy",
+        "identity-migrations": "service_completed_successfully",
+    }
+    migrations = service(compose, "identity-migrations")
+    assert migrations["command"][-1] == "request_api.identity_migrations"
+    owner = make_url(environment(compose, "identity-migrations")["SCHEMA_DATABASE_URL"])
+    assert (owner.username, owner.database) == ("postgres", "identity")
 
 
 def test_every_database_the_stack_names_is_created_on_first_start(compose: Compose) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from catalog import load_catalog
-from devstack import kafka, keys, postgres, proc, services
+from devstack import kafka, keys, migrations, postgres, proc, services
 from devstack.config import SERVICES, StackConfig
 from devstack.stack import Stack
 from events.topics import ALL_TOPICS
@@ -103,14 +103,23 @@ def test_every_service_gets_its_own_database_and_the_shared_settings() -> None:
         )
 
 
-def test_every_service_runs_as_its_own_login_and_creates_its_schema_as_the_owner() -> None:
+def test_every_service_runs_as_its_own_login_and_its_migrations_as_the_owner() -> None:
     for name in SERVICES:
         env = services.environment(TESTS, name)
         login = name.replace("-", "_")
         assert make_url(env["DATABASE_URL"]).username == login
-        assert make_url(env["SCHEMA_DATABASE_URL"]).username == postgres.PG_USER
+        assert "SCHEMA_DATABASE_URL" not in env  # the owner's login stays out of the service
         if "IDENTITY_DATABASE_URL" in env:
             assert make_url(env["IDENTITY_DATABASE_URL"]).username == login
+        step = migrations.environment(TESTS, login)
+        assert make_url(step["SCHEMA_DATABASE_URL"]).username == postgres.PG_USER
+        assert make_url(step["SCHEMA_DATABASE_URL"]).database == login
+        assert step["DATABASE_URL"] == env["DATABASE_URL"]
+
+
+def test_every_database_has_a_history_and_identity_grants_are_the_clusters() -> None:
+    assert set(migrations.HISTORIES) == set(postgres.DATABASES)
+    assert "DATABASE_URL" not in migrations.environment(TESTS, "identity")
 
 
 def test_only_the_logins_that_use_a_database_may_connect_to_it() -> None:

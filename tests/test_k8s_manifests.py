@@ -447,11 +447,40 @@ def test_secrets_only_by_reference(tree: str, app: App) -> None:
 def test_database_urls_and_key_files_where_each_service_needs_them(tree: str) -> None:
     names = {app.name: set(environment(tree, deployment(tree, app))) for app in APPS}
     for app in APPS:
-        # Each runs as its own login; the owner's only creates the schema.
-        assert {"DATABASE_URL", "SCHEMA_DATABASE_URL"} <= names[app.name]
+        # Each runs as its own login; the owner's is for its migrations only.
+        assert "DATABASE_URL" in names[app.name]
+        assert "SCHEMA_DATABASE_URL" not in names[app.name]
     assert {"CHAIN_KEY_FILE", "SIGNING_KEY_FILE"} <= names["auditor"]
     assert "CREDENTIALS_KEY_FILE" in names["deployer"]
     assert "WEBHOOK_KEY_FILE" in names["request-api"]
+
+
+@each_tree
+@each_app
+def test_migrations_run_as_the_owner_before_the_service_starts(tree: str, app: App) -> None:
+    """An init container per pod: the service's history (and the request-api's, the API
+    keys'), from the one image, hardened as the app, the owner's URL only there."""
+    pod = deployment(tree, app)["spec"]["template"]["spec"]
+    histories = {f"{app.module}.migrations"}
+    if app.name == "request-api":
+        histories.add("request_api.identity_migrations")
+    inits = pod["initContainers"]
+    assert {init["command"][-1] for init in inits} == histories
+    for init in inits:
+        assert init["command"][:4] == ["python", "-m", "events.migrations", "upgrade"]
+        assert importlib.util.find_spec(init["command"][-1]) is not None
+        assert init["image"] == container(deployment(tree, app))["image"]
+        assert init["securityContext"]["readOnlyRootFilesystem"] is True
+        assert init["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert quantity(init["resources"]["requests"]["cpu"]) > 0
+        variables = {variable["name"]: variable for variable in init["env"]}
+        owner = variables["SCHEMA_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert owner["name"] == f"{app.name}-secrets"
+        if init["command"][-1].endswith(".identity_migrations"):
+            assert owner["key"] == "IDENTITY_SCHEMA_DATABASE_URL"
+        else:
+            assert owner["key"] == "SCHEMA_DATABASE_URL"
+            assert variables["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
 
 
 @each_tree

@@ -125,11 +125,10 @@ async def key_for(stack: Stack, *, name: str, tenant: str, roles: list[str]) -> 
     """A new API key for a person of `tenant` (the admin API for keys is still to come)."""
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-    from apikeys import create_key, ensure_schema
+    from apikeys import create_key
 
     engine = create_async_engine(stack.database_url("identity"))
     try:
-        await ensure_schema(engine)
         async with AsyncSession(engine) as session, session.begin():
             return await create_key(
                 session, name=name, scopes=["requests"], tenant=tenant, roles=roles

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import Integer, MetaData, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.kafka_tools import create_topics, produce, read_topic
 from tests.polling import eventually
@@ -30,7 +31,7 @@ from events import (
 from events.contracts import processing
 from events.envelope import Envelope
 from events.outbox import stage_raw
-from events.tables import OutboxDeadLetter
+from events.tables import OutboxDeadLetter, RuntimeBase
 from events.topics import dead_letter_topic
 
 pytestmark = pytest.mark.integration
@@ -91,11 +92,7 @@ class Harness:
             "kafka_session_timeout_ms": 6000,
             "consumer_batch_size": 20,
         } | settings
-        return ServiceRuntime(
-            ServiceSettings(**options),  # type: ignore[arg-type]
-            metadata=[Base.metadata],
-            routers=[router],
-        )
+        return ServiceRuntime(ServiceSettings(**options), routers=[router])  # type: ignore[arg-type]
 
     def ping_event(self, n: int, request_id: uuid.UUID | None = None) -> Event:
         return self.pinged(request_id=request_id or uuid.uuid4(), n=n)  # type: ignore[call-arg]
@@ -146,10 +143,17 @@ async def harness(infra: Stack) -> AsyncIterator[Harness]:
         reason: str
 
     database_url = make_url(infra.database_url("postgres")).set(database=service)
+    url = database_url.render_as_string(hide_password=False)
+    # A service of the test's own, with no history of migrations: its tables made directly.
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        for metadata in (RuntimeBase.metadata, Base.metadata):
+            await connection.run_sync(metadata.create_all)
+    await engine.dispose()
     yield Harness(
         infra,
         service,
-        database_url.render_as_string(hide_password=False),
+        url,
         topic_in,
         topic_out,
         Pinged,

@@ -37,8 +37,9 @@ PG_USER = "postgres"
 # Seconds pg_ctl waits for the server to accept connections, or to be gone.
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 60
-# Every service runs as a login of its own that owns nothing: the owner (PG_USER) creates
-# the schema at start (SCHEMA_DATABASE_URL) and the login gets what each table allows.
+# Every service runs as a login of its own that owns nothing: the owner (PG_USER) applies the
+# migrations before the services start (devstack.migrations) and the login gets what each
+# table allows.
 LOGINS = {module: module for module in SERVICE_MODULES.values()}
 # What each login may do with the API keys: the request-api issues, rotates and revokes them;
 # the others only check them.
@@ -212,7 +213,7 @@ def cluster_statements() -> list[str]:
 
 def identity_statements() -> list[str]:
     """Run in `identity`: the logins' privileges on the keys' tables, on those there already
-    and on those the owner creates later (the keys' bootstrap creates the schema)."""
+    and on those the owner creates later (the request-api's identity migrations)."""
     statements = []
     for login, privileges in IDENTITY_PRIVILEGES.items():
         statements.append(

@@ -78,8 +78,6 @@ def environment(config: StackConfig, name: str, replica: int = 0) -> dict[str, s
         "SERVICE_NAME": name,
         "SERVICE_INSTANCE": instance_name(name, replica),
         "DATABASE_URL": postgres.sqlalchemy_url(config, module, user=postgres.LOGINS[module]),
-        # The owner, for the schema at start only.
-        "SCHEMA_DATABASE_URL": postgres.sqlalchemy_url(config, module),
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "TRACES_DIR": str(config.traces_dir),
         "METRICS_REFRESH_S": str(config.metrics_refresh_s),

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from devstack import kafka, keys, postgres, services, targets
+from devstack import kafka, keys, migrations, postgres, services, targets
 from devstack.config import SERVICES, StackConfig
 from devstack.proc import StackError, run_async, wait_ports_released
 from events.topics import ensure_topics
@@ -71,6 +71,8 @@ class Stack:
         """Everything, idempotently: what runs is left alone, what is missing is started;
         `scale[service]` replicas of a service (default 1), extra ones stopped."""
         self.start_infrastructure(fresh=fresh)
+        with self._timed("migrations"):
+            migrations.apply(self.config)
         keys.ensure_sealing_keys(self.config)
         keys.ensure_idp_key(self.config)
         keys.ensure_audit_signing_key(self.config)

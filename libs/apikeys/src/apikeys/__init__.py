@@ -8,7 +8,6 @@ from apikeys.store import (
     ApiKey,
     create_identity_engine,
     create_key,
-    ensure_schema,
     issue_key,
     verify_key,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "bearer_auth",
     "create_identity_engine",
     "create_key",
-    "ensure_schema",
     "issue_key",
     "verify_key",
 ]

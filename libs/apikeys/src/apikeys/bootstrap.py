@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from apikeys.store import create_key, ensure_schema, verify_key
+from apikeys.store import create_key, verify_key
 
 ADMIN_KEY_NAME = "bootstrap-admin"
 # `platform`: the installation's operator, who may also issue the first key of a new tenant.
@@ -35,10 +35,10 @@ async def ensure_key(
     tenant: str,
     roles: list[str],
 ) -> str:
-    """`current` if it still verifies as this person's, else a new key for them."""
+    """`current` if it still verifies as this person's, else a new key for them. The keys'
+    table must exist: the identity database's migrations come first."""
     engine = create_async_engine(identity_database_url)
     try:
-        await ensure_schema(engine)
         # The bootstrap is the outermost caller, so it owns the transaction.
         async with AsyncSession(engine) as session, session.begin():
             if current:

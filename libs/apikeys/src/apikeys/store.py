@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import DateTime, MetaData, String, func, select, text
+from sqlalchemy import DateTime, MetaData, String, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -18,12 +18,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from apikeys.roles import unknown_roles
 from apikeys.secret import digest, hint, is_well_formed, new_secret
 
-SCHEMA_LOCK = 0x0A91_CE75
-
 KeyStatus = Literal["active", "expired", "revoked"]
 
 
 class Base(DeclarativeBase):
+    """The keys' tables, in the `identity` database. Their owner's migrations make them (the
+    request-api's `identity_migrations`), never this library."""
+
     metadata = MetaData()
 
 
@@ -62,12 +63,6 @@ def create_identity_engine(url: str, *, pool_size: int = 2) -> AsyncEngine:
     """The keys' database as a service reaches it: connections checked before use, so that a
     database restart costs a reconnect, not a failed call; values kept out of errors."""
     return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True)
-
-
-async def ensure_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
-        await connection.run_sync(Base.metadata.create_all)
 
 
 async def issue_key(

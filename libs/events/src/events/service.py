@@ -18,16 +18,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import MetaData, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-from events import tenancy, tracing
+from events import migrations, tenancy, tracing
 from events.consumer import Consumer
 from events.envelope import Envelope, Event
 from events.errors import describe
@@ -35,15 +33,14 @@ from events.http import BodySizeLimit, HttpMetrics, bind_request_id, install_pro
 from events.lag import LagMonitor
 from events.logs import configure_logging
 from events.metrics import RuntimeMetrics
+from events.migrations import Schema
 from events.openapi import document_problems
 from events.outbox import OutboxRelay, stage
 from events.router import Router
 from events.settings import ServiceSettings
-from events.tables import OutboxMessage, RuntimeBase
+from events.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
-
-SCHEMA_LOCK = 0x5C4E_3A11
 
 # Work a service does at start, before it consumes anything (seeding configuration).
 Prepare = Callable[[AsyncSession], Awaitable[None]]
@@ -59,15 +56,17 @@ class ServiceRuntime:
         self,
         settings: ServiceSettings,
         *,
-        metadata: Sequence[MetaData] = (),
+        schema: Schema | None = None,
         routers: Sequence[Router] = (),
         deps: Any = None,
         metrics: RuntimeMetrics | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        """`metrics`: given when the service registers metrics of its own in its registry
-        before the runtime exists (its handlers' dependencies observe them). `tracer_provider`:
-        likewise, when clients built before the runtime trace with it (the deployer's drivers)."""
+        """`schema`: the service's database and its migrations, which are applied before it
+        starts (see `events.migrations`). `metrics`: given when the service registers metrics
+        of its own in its registry before the runtime exists (its handlers' dependencies
+        observe them). `tracer_provider`: likewise, when clients built before the runtime
+        trace with it (the deployer's drivers)."""
         self.settings = settings
         self.service = settings.service_name
         self.tenant_role = tenancy.tenant_role(self.service)
@@ -86,7 +85,7 @@ class ServiceRuntime:
         )
         self.tracer = tracing.tracer_of(self.tracer_provider)
         tracing.instrument_engine(self.engine, self.tracer_provider)
-        self._metadata = [RuntimeBase.metadata, *metadata]
+        self.schema = schema
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._periodic: list[tuple[str, float, Callable[[AsyncSession], Awaitable[None]]]] = []
         self.relay = OutboxRelay(
@@ -121,9 +120,10 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def running(self, prepare: Prepare | None = None) -> AsyncIterator[None]:
-        """Create the schema, run `prepare` in a transaction, then the relay and the consumer;
-        on exit stop them in order."""
-        await self._create_schema()
+        """Wait for the schema to be current, run `prepare` in a transaction, then the relay
+        and the consumer; on exit stop them in order."""
+        if self.schema is not None:
+            await migrations.wait_until_current(self.engine, self.schema)
         if prepare is not None:
             async with self.transaction() as session:
                 await prepare(session)
@@ -231,42 +231,6 @@ class ServiceRuntime:
 
     def span(self, name: str, **attributes: Any) -> contextlib.AbstractContextManager[trace.Span]:
         return self.tracer.start_as_current_span(name, attributes=attributes)
-
-    async def _create_schema(self, deadline_s: float = 60.0) -> None:
-        owner_url = self.settings.schema_database_url
-        owner = create_async_engine(owner_url, pool_size=1) if owner_url else self.engine
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + deadline_s
-        try:
-            while True:
-                try:
-                    async with owner.begin() as connection:
-                        await self._install_schema(connection, separate_owner=owner_url is not None)
-                    return
-                except Exception as error:
-                    if loop.time() > give_up_at:
-                        raise
-                    log.warning("database not ready: %s", describe(error))
-                    await asyncio.sleep(1.0)
-        finally:
-            if owner is not self.engine:
-                await owner.dispose()
-
-    async def _install_schema(self, connection: AsyncConnection, *, separate_owner: bool) -> None:
-        # Replicas starting together would race on CREATE TABLE.
-        await connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
-        for metadata in self._metadata:
-            await connection.run_sync(metadata.create_all)
-        await tenancy.install_row_security(connection, self._metadata, self.tenant_role)
-        # Without a separate owner the service is the owner, and row security is forced on it.
-        login = "CURRENT_USER"
-        if separate_owner:
-            login = make_url(self.settings.database_url).username or ""
-            if not login:
-                raise ValueError("DATABASE_URL names no user, yet the schema has another owner")
-        await tenancy.install_service_login(
-            connection, self._metadata, login=login, tenant_role=self.tenant_role
-        )
 
     async def check_ready(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -16,9 +16,6 @@ class ServiceSettings(BaseSettings):
 
     service_name: str
     database_url: str
-    # The schema owner's login, where the service runs as a lesser one (`database_url`): the
-    # owner creates the tables, the service's login gets only what each table allows.
-    schema_database_url: str | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     traces_dir: Path | None = None
     db_pool_size: int = 10

@@ -9,7 +9,7 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from allocator import api, backorders, handlers, models, repository
+from allocator import api, backorders, handlers, migrations, repository
 from allocator.settings import Settings
 from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     organisation = json.loads(settings.seed_file.read_text()) if settings.seed_file else {}
     runtime = ServiceRuntime(
         settings,
-        metadata=[models.Base.metadata],
+        schema=migrations.SCHEMA,
         routers=[handlers.router],
         deps=handlers.Deps(catalog=catalog),
     )

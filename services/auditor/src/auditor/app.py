@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from apikeys import OAuthSettings, bearer_auth, create_identity_engine
-from auditor import api, api_replay, checkpoints, handlers, models
+from auditor import api, api_replay, checkpoints, handlers, migrations
 from auditor.compliance import api as compliance_api
 from auditor.compliance import reports
 from auditor.sealing import Sealer, SealPolicy
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     runtime = ServiceRuntime(
         settings,
-        metadata=[models.Base.metadata],
+        schema=migrations.SCHEMA,
         routers=[handlers.router],
         deps=handlers.Deps(chain_key=chain_key),
     )

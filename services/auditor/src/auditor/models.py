@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, BigInteger, DateTime, Identity, MetaData, String, Table, event, func
+from sqlalchemy import BigInteger, DateTime, Identity, MetaData, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -74,27 +74,6 @@ class Checkpoint(Base):
 
 
 # Append-only is the database's rule, not a convention: the auditor's login is granted only
-# SELECT and INSERT (it is not the owner), and triggers refuse UPDATE, DELETE and TRUNCATE to
-# everyone else short of a superuser who drops them (which the checkpoints then reveal).
-_REFUSE = """
-    CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION '%% is append-only (%% refused)', TG_TABLE_NAME, TG_OP;
-    END $$
-"""
-
-
-def _append_only(table: Table) -> None:
-    for statement in (
-        _REFUSE,
-        f"CREATE TRIGGER {table.name}_no_change BEFORE UPDATE OR DELETE ON {table.name} "
-        "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
-        f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {table.name} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
-    ):
-        event.listen(table, "after_create", DDL(statement))  # type: ignore[no-untyped-call]
-
-
-_append_only(AuditRecord.__table__)  # type: ignore[arg-type]
-_append_only(Checkpoint.__table__)  # type: ignore[arg-type]
+# SELECT and INSERT (it is not the owner), and triggers (migrations/versions/0001_initial.py)
+# refuse UPDATE, DELETE and TRUNCATE to everyone else short of a superuser who drops them
+# (which the checkpoints then reveal).

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from apikeys import OAuthSettings, bearer_auth, create_identity_engine
 from catalog import load_catalog
-from deployer import api, handlers, models, upkeep
+from deployer import api, handlers, migrations, upkeep
 from deployer.drivers import Driver, Drivers
 from deployer.drivers.aws.ec2 import Ec2InstanceDriver
 from deployer.drivers.aws.s3 import S3BucketDriver
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     drivers = build_drivers(settings, tracer_provider)
     runtime = ServiceRuntime(
         settings,
-        metadata=[models.Base.metadata],
+        schema=migrations.SCHEMA,
         routers=[handlers.router],
         deps=handlers.Deps(
             drivers=drivers,

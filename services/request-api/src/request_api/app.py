@@ -23,7 +23,7 @@ from request_api import (
     handlers,
     lease_clock,
     limits,
-    models,
+    migrations,
     progress,
 )
 from request_api.approvals import api as approvals_api
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     progress_metrics = progress.ProgressMetrics.create(metrics.registry)
     runtime = ServiceRuntime(
         settings,
-        metadata=[models.Base.metadata],
+        schema=migrations.SCHEMA,
         routers=[handlers.router],
         deps=handlers.Deps(
             catalog=catalog,

@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, DateTime, Index, MetaData, String, Table, event, func
+from sqlalchemy import DateTime, Index, MetaData, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from request_api.schemas import RequestView, ResourceView
 
 
 class Base(DeclarativeBase):
@@ -16,29 +18,18 @@ class Base(DeclarativeBase):
 
 
 # Every change of a request or resource, by an API route or a consumer, gives it a new version
-# (its ETag): a trigger, because rows change in many statements and none may forget it.
-_BUMP_VERSION = DDL(
-    "CREATE OR REPLACE FUNCTION bump_version() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN NEW.version := OLD.version + 1; RETURN NEW; END $$"
-)  # type: ignore[no-untyped-call]
-
-
-def _versioned(table: Table) -> None:
-    event.listen(table, "after_create", _BUMP_VERSION)
-    event.listen(
-        table,
-        "after_create",
-        DDL(
-            f"CREATE OR REPLACE TRIGGER {table.name}_version BEFORE UPDATE ON {table.name} "
-            "FOR EACH ROW EXECUTE FUNCTION bump_version()"
-        ),  # type: ignore[no-untyped-call]
-    )
+# (its ETag): a trigger (migrations/versions/0001_initial.py), because rows change in many
+# statements and none may forget it.
 
 
 class ProvisioningRequest(Base):
     __tablename__ = "requests"
     # The listings' keyset pages: a tenant's rows in creation order.
-    __table_args__ = (Index("requests_tenant_created", "tenant", "created_at", "id"),)
+    __table_args__ = (
+        Index("requests_tenant_created", "tenant", "created_at", "id"),
+        # The journal's resource trigger looks up the request acting on a resource.
+        Index("requests_by_resource", "resource_id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     catalog_item: Mapped[str] = mapped_column(String(100))
@@ -68,26 +59,7 @@ class ProvisioningRequest(Base):
     )
 
     def public(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "catalog_item": self.catalog_item,
-            "parameters": self.parameters,
-            "requester": self.requester,
-            "tenant": self.tenant,
-            "operation": self.operation,
-            "status": self.status,
-            "reasons": self.reasons,
-            "resource_id": str(self.resource_id) if self.resource_id else None,
-            "cancel_requested": self.cancel_requested_at is not None,
-            "bundle_id": str(self.bundle_id) if self.bundle_id else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-_versioned(ProvisioningRequest.__table__)  # type: ignore[arg-type]
+        return RequestView.of(self).model_dump(mode="json")
 
 
 class Bundle(Base):
@@ -129,30 +101,4 @@ class Resource(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     def public(self, requests: list[ProvisioningRequest] | None = None) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "request_id": str(self.request_id),
-            "catalog_item": self.catalog_item,
-            "owner": self.owner,
-            "tenant": self.tenant,
-            "state": self.state,
-            "parameters": self.parameters,
-            "outputs": self.outputs,
-            "drift": (
-                {"differences": self.drift, "detected_at": self.drift_detected_at.isoformat()}
-                if self.drift and self.drift_detected_at
-                else None
-            ),
-            "monthly_cost": self.monthly_cost,
-            "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "requests": [
-                {"id": str(r.id), "operation": r.operation, "status": r.status}
-                for r in requests or []
-            ],
-        }
-
-
-_versioned(Resource.__table__)  # type: ignore[arg-type]
+        return ResourceView.of(self, requests).model_dump(mode="json")

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from catalog import load_catalog
 from events import ServiceRuntime, create_service_app
-from validator import handlers
+from validator import handlers, migrations
 from validator.settings import Settings
 
 
@@ -14,6 +14,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     catalog = load_catalog(entitlements_file=settings.entitlements_file)
     runtime = ServiceRuntime(
-        settings, routers=[handlers.router], deps=handlers.Deps(catalog=catalog)
+        settings,
+        schema=migrations.SCHEMA,
+        routers=[handlers.router],
+        deps=handlers.Deps(catalog=catalog),
     )
     return create_service_app(runtime, title="validator")

@@ -16,7 +16,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
     func,
     text,
 )
@@ -24,7 +23,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from request_api.models import Base
-from request_api.webhooks import journal
 
 
 class Activity(Base):
@@ -140,9 +138,3 @@ class FanOutCursor(Base):
     name: Mapped[str] = mapped_column(String(30), primary_key=True)
     last_txid: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-# The triggers go on `requests` and `resources`, which sort after `activity`: installed once all
-# tables exist, on every start (they are idempotent), so an existing database gets them too.
-for _statement in journal.STATEMENTS:
-    event.listen(Base.metadata, "after_create", journal.ddl(_statement))

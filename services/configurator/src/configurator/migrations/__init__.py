@@ -1,0 +1,6 @@
+"""The configurator's database as Alembic revisions: only the runtime's inbox and outbox
+(see events.migrations)."""
+
+from events.migrations import Schema
+
+SCHEMA = Schema.of_service("configurator", "configurator:migrations")
