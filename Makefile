@@ -1,5 +1,5 @@
 # Local development entry points. Everything runs through uv in the workspace's .venv.
-.PHONY: install up down status lint test demo bench clean
+.PHONY: install up down status lint test demo bench openapi clean
 
 # Every importable package in the workspace: mypy takes module names, as src-layout paths
 # would give the same file two names (and packages and paths cannot be mixed in one run).
@@ -38,6 +38,11 @@ demo:
 
 bench:
 	uv run python -m devstack.bench
+
+# Each service's OpenAPI document, written from the code to docs/openapi/ (a test fails when
+# they drift).
+openapi:
+	uv run python -m devstack openapi
 
 # Stops the stack and deletes its state; keeps the downloaded Kafka jars and the .venv.
 clean:

@@ -45,6 +45,16 @@ def _run(args: argparse.Namespace, stack: Stack) -> int:
         from devstack import demo
 
         demo.run(stack.config)
+    elif args.command == "openapi":
+        from devstack import openapi
+
+        if args.check:
+            drifted = openapi.drifted(stack.config, stack.config.repo)
+            for name in drifted:
+                print(f"docs/openapi/{name}.json differs from what {name} serves")
+            return 1 if drifted else 0
+        for path in openapi.write(stack.config, stack.config.repo):
+            print(f"wrote {path}")
     elif args.command == "trace":
         from devstack import traces
 
@@ -92,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("wipe", help="delete data, logs and keys (stack must be down)")
     commands.add_parser("fetch-jars", help="download the Kafka broker's jars with Maven")
     commands.add_parser("demo", help="walk a request through the running stack")
+    documents = commands.add_parser(
+        "openapi", help="write each service's OpenAPI document to docs/openapi/"
+    )
+    documents.add_argument(
+        "--check", action="store_true", help="only report the documents that differ"
+    )
     trace = commands.add_parser("trace", help="a request's trace as a tree, with durations")
     trace.add_argument("request_id")
     trace.add_argument("--sql", action="store_true", help="each SQL statement, not their sum")

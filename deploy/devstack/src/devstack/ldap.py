@@ -56,7 +56,7 @@ def running_pid(config: StackConfig) -> int | None:
 
 def start(config: StackConfig) -> None:
     """Initialise if needed, start unless running, wait for an admin bind, create the tree."""
-    password = _ensure_admin_password(config)
+    password = ensure_admin_password(config)
     log = config.log_file("slapd")
     pid = running_pid(config)
     if pid is None:
@@ -136,7 +136,7 @@ access to *
 """
 
 
-def _ensure_admin_password(config: StackConfig) -> str:
+def ensure_admin_password(config: StackConfig) -> str:
     config.secrets_dir.mkdir(parents=True, exist_ok=True)
     config.secrets_dir.chmod(0o700)
     password_file = admin_password_file(config)

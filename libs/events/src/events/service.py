@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from events import migrations, tenancy, tracing
+from events.api_docs import operation_id, serve_docs
 from events.consumer import Consumer
 from events.envelope import Envelope, Event
 from events.errors import describe
@@ -306,7 +307,14 @@ def create_service_app(
         async with runtime.running(prepare):
             yield
 
-    app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(bind_request_id)])
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        dependencies=[Depends(bind_request_id)],
+        generate_unique_id_function=operation_id,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     # Outside the body cap, so that its 413 answers are counted too.
     app.add_middleware(HttpMetrics, metrics=runtime.metrics)
@@ -316,6 +324,7 @@ def create_service_app(
         app.include_router(router)
     app.state.runtime = runtime
     tracing.instrument_app(app, runtime.tracer_provider)
+    serve_docs(app)
     document_problems(app, own_error_format)
     return app
 

@@ -14,7 +14,15 @@ from request_api.submissions import Requester
 
 
 class NewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "catalog_item": "postgres_database",
+                "parameters": {"name": "orders", "extensions": ["citext"]},
+            }
+        },
+    )
 
     catalog_item: str = Field(min_length=1, max_length=100)
     parameters: dict[str, Any] = Field(default_factory=dict)

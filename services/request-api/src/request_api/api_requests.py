@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
@@ -37,6 +37,15 @@ from request_api.approvals import repository as approval_stages
 from request_api.approvals import workflow as approval_workflow
 from request_api.models import ProvisioningRequest
 from request_api.progress import ProgressMetrics
+from request_api.schemas import (
+    ETAG,
+    IDEMPOTENT,
+    LOCATION,
+    CatalogItemView,
+    CatalogPage,
+    Plan,
+    RequestView,
+)
 from request_api.submissions import submit, trace_attributes
 from request_api.versions import IfMatch, etag, require_match
 
@@ -52,10 +61,20 @@ def create_router(
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
     @router.get("/catalog")
-    async def list_catalog(_: CallerDep) -> dict[str, Any]:
-        return {"items": [item.public() for item in catalog.items.values()]}
+    async def list_catalog(_: CallerDep) -> CatalogPage:
+        """What may be requested: each item with the JSON Schema of its parameters."""
+        return CatalogPage(items=[CatalogItemView.of(item) for item in catalog.items.values()])
 
-    @router.post("/requests", status_code=202)
+    @router.post(
+        "/requests",
+        status_code=202,
+        response_model=RequestView,
+        responses={
+            202: {"description": "Accepted: follow it at `Location`", "headers": LOCATION},
+            200: {"model": Plan, "description": "`dry_run=true`: the decision it would get"},
+        },
+        openapi_extra=IDEMPOTENT,
+    )
     async def submit_request(
         body: NewRequest, caller: CallerDep, http: Request, dry_run: bool = False
     ) -> JSONResponse:
@@ -98,17 +117,25 @@ def create_router(
         trace.get_current_span().set_attributes(trace_attributes(request))
         return accepted(request)
 
-    @router.get("/requests/{request_id}", openapi_extra=documented(Action.READ))
+    @router.get(
+        "/requests/{request_id}",
+        openapi_extra=documented(Action.READ),
+        responses={200: {"description": "The request", "headers": ETAG}},
+    )
     async def get_request(
         request_id: uuid.UUID, caller: CallerDep, response: Response
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         async with runtime.tenant_transaction(caller.tenant) as session:
             request = await guarded_request(session, request_id, caller, Action.READ)
         response.headers["ETag"] = etag(request.version)
-        return request.public()
+        return RequestView.of(request)
 
     @router.post(
-        "/requests/{request_id}/cancel", status_code=202, openapi_extra=documented(Action.CANCEL)
+        "/requests/{request_id}/cancel",
+        status_code=202,
+        response_model=RequestView,
+        responses={202: {"description": "Cancelling (or cancelled)", "headers": ETAG}},
+        openapi_extra=documented(Action.CANCEL),
     )
     async def cancel_request(
         request_id: uuid.UUID, caller: CallerDep, if_match: IfMatch = None
@@ -157,6 +184,7 @@ def create_router(
     @router.post(
         "/requests/{request_id}/retry-compensation",
         status_code=202,
+        response_model=RequestView,
         openapi_extra=documented(Action.RETRY_COMPENSATION),
     )
     async def retry_compensation(request_id: uuid.UUID, caller: CallerDep) -> JSONResponse:
@@ -189,13 +217,17 @@ def create_router(
     @router.post(
         "/requests/{request_id}/approve", status_code=202, openapi_extra=documented(Action.APPROVE)
     )
-    async def approve(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
+    async def approve_request(
+        request_id: uuid.UUID, body: Decision, caller: CallerDep
+    ) -> JSONResponse:
         return await _decide(request_id, body, caller, approve=True)
 
     @router.post(
         "/requests/{request_id}/deny", status_code=202, openapi_extra=documented(Action.APPROVE)
     )
-    async def deny(request_id: uuid.UUID, body: Decision, caller: CallerDep) -> JSONResponse:
+    async def deny_request(
+        request_id: uuid.UUID, body: Decision, caller: CallerDep
+    ) -> JSONResponse:
         return await _decide(request_id, body, caller, approve=False)
 
     async def _refuse(

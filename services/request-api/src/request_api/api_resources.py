@@ -28,6 +28,7 @@ from request_api.api_common import (
     requester_of,
 )
 from request_api.models import Resource
+from request_api.schemas import ETAG, ResourceView
 from request_api.submissions import ResourceNotActive, submit
 from request_api.versions import IfMatch, etag, require_match
 
@@ -41,15 +42,19 @@ def create_router(
     router = APIRouter(prefix="/v1/resources")
     CallerDep = Annotated[Caller, Depends(authenticate)]
 
-    @router.get("/{resource_id}", openapi_extra=documented(Action.READ))
+    @router.get(
+        "/{resource_id}",
+        openapi_extra=documented(Action.READ),
+        responses={200: {"description": "The resource", "headers": ETAG}},
+    )
     async def get_resource(
         resource_id: uuid.UUID, caller: CallerDep, response: Response
-    ) -> dict[str, Any]:
+    ) -> ResourceView:
         async with runtime.tenant_transaction(caller.tenant) as session:
             resource = await guarded_resource(session, resource_id, caller, Action.READ)
             requests = await repository.requests_of_resource(session, resource_id)
         response.headers["ETag"] = etag(resource.version)
-        return resource.public(requests)
+        return ResourceView.of(resource, requests)
 
     @router.delete("/{resource_id}", status_code=202, openapi_extra=documented(Action.DEPROVISION))
     async def deprovision_resource(

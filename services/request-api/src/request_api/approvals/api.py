@@ -95,11 +95,15 @@ def create_router(
         return _present(row, decisions)
 
     @router.post("/{approval_id}/approve", openapi_extra=documented(Action.APPROVE))
-    async def approve(approval_id: uuid.UUID, body: Decision, caller: CallerDep) -> dict[str, Any]:
+    async def approve_stage(
+        approval_id: uuid.UUID, body: Decision, caller: CallerDep
+    ) -> dict[str, Any]:
         return await _decide(approval_id, body, caller, approve=True)
 
     @router.post("/{approval_id}/deny", openapi_extra=documented(Action.APPROVE))
-    async def deny(approval_id: uuid.UUID, body: Decision, caller: CallerDep) -> dict[str, Any]:
+    async def deny_stage(
+        approval_id: uuid.UUID, body: Decision, caller: CallerDep
+    ) -> dict[str, Any]:
         return await _decide(approval_id, body, caller, approve=False)
 
     async def _decide(
