@@ -230,7 +230,12 @@ async def undo_failed_bundle(ctx: Context, request_id: uuid.UUID) -> None:
     ]
     for member in in_flight:
         by = "the platform (another item of its all-or-nothing bundle failed)"
-        if await repository.request_cancel(ctx.session, member.id, tenant=member.tenant, by=by):
+        # A member another transaction is moving is left alone (waiting could deadlock with
+        # it over the bundle's lock): when it ends, it finds the failure here itself.
+        cancelled = await repository.request_cancel(
+            ctx.session, member.id, tenant=member.tenant, by=by, unless_locked=True
+        )
+        if cancelled:
             reason = "another item of its all-or-nothing bundle failed"
             ctx.emit(CancellationRequested(request_id=member.id, reason=reason))
     completed = [m.id for m in members if m.status == S.COMPLETED]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from events.contracts import lifecycle
 from events.contracts.requests import RequestStatus
 from request_api.models import Bundle, ProvisioningRequest, Resource
+from request_api.schemas import Reason
 
 
 async def add_request(
@@ -88,7 +89,8 @@ async def move_request(
     """The query of `status.move` (the only caller): move the request to `status` if the
     lifecycle lets `cause` move it from where it is; None if it did not move. Reasons are
     added either way."""
-    added = [*([reason] if reason else []), *(reasons or [])]
+    # Stored as the API shows them, so the journal's copy and the API's answer are alike.
+    added = [stored_reason(r) for r in (*([reason] if reason else []), *(reasons or []))]
     if added:
         await session.execute(
             update(ProvisioningRequest)
@@ -123,7 +125,7 @@ async def move_request(
         changes["resource_id"] = resource_id
     if status == RequestStatus.CANCELLED and before.cancel_requested_at is not None:
         # Who cancelled it, and when: the reason a reader of a cancelled request looks for.
-        said = cancel_reason(before.cancelled_by, before.cancel_requested_at)
+        said = stored_reason(cancel_reason(before.cancelled_by, before.cancel_requested_at))
         changes["reasons"] = ProvisioningRequest.reasons.op("||")(literal([said], JSONB))
     after = (
         await session.execute(
@@ -153,6 +155,11 @@ async def move_request(
     )
 
 
+def stored_reason(reason: dict[str, Any]) -> dict[str, Any]:
+    """A reason with every field a reader of the API finds (an absent `field` is null)."""
+    return Reason.model_validate(reason).model_dump()
+
+
 def cancel_reason(by: str | None, at: datetime) -> dict[str, str | None]:
     """The reason a cancelled request carries: who cancelled it, and when."""
     who = by or "the platform"
@@ -179,13 +186,27 @@ async def stuck_requests(session: AsyncSession, *, longer_than: timedelta) -> di
 
 
 async def request_cancel(
-    session: AsyncSession, request_id: uuid.UUID, *, tenant: str, by: str
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    *,
+    tenant: str,
+    by: str,
+    unless_locked: bool = False,
 ) -> ProvisioningRequest | None:
-    """Flag the request cancelled unless it has ended; None if it cannot be cancelled."""
+    """Flag the request cancelled unless it has ended; None if it cannot be cancelled (or,
+    `unless_locked`, if another transaction is moving it right now)."""
+    target = (
+        select(ProvisioningRequest.id)
+        .where(ProvisioningRequest.id == request_id)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+        if unless_locked
+        else literal(request_id)
+    )
     return await session.scalar(
         update(ProvisioningRequest)
         .where(
-            ProvisioningRequest.id == request_id,
+            ProvisioningRequest.id == target,
             ProvisioningRequest.tenant == tenant,
             ProvisioningRequest.operation == "provision",
             ProvisioningRequest.cancel_requested_at.is_(None),
@@ -348,10 +369,13 @@ async def get_bundle(session: AsyncSession, bundle_id: uuid.UUID, *, tenant: str
 
 
 async def bundle_of(session: AsyncSession, request_id: uuid.UUID) -> Bundle | None:
+    """The request's bundle, locked: two of its items ending at once decide in turn, so the
+    later sees the earlier's end (otherwise each sees the other still in flight)."""
     return await session.scalar(
         select(Bundle)
         .join(ProvisioningRequest, ProvisioningRequest.bundle_id == Bundle.id)
         .where(ProvisioningRequest.id == request_id)
+        .with_for_update(of=Bundle)
     )
 
 
